@@ -1,0 +1,46 @@
+# One task runner for people and CI. `make test` and `make demo` each work alone
+# on a fresh Debian machine (as root): they install what they need first.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+SANDBOX ?= $(CURDIR)/.sandbox
+
+.PHONY: setup system-deps venv lint typecheck unit integration test demo bench clean
+
+setup: system-deps venv
+
+system-deps:
+	./scripts/sandbox-engine install
+
+venv: $(BIN)/bilge
+
+$(BIN)/bilge: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: venv
+	$(BIN)/mypy src
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+test: setup lint typecheck
+	$(BIN)/pytest -q tests
+
+demo: setup
+	./scripts/demo
+
+bench: setup
+	$(BIN)/python benchmarks/prune_400.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
