@@ -5,7 +5,9 @@
     ├── ConfigError             bilge.toml unreadable or invalid         (exit 2)
     ├── PlanFileError           a saved plan is corrupt or unusable      (exit 2)
     ├── EngineError             the Docker engine failed or answered badly (exit 1)
-    │   └── EngineUnreachable   no engine answers at the given address   (exit 1)
+    │   ├── EngineUnreachable   no engine answers at the given address   (exit 1)
+    │   ├── ObjectGone          the object no longer exists (apply: skipped)
+    │   └── ObjectConflict      the engine refused with 409 (apply: skipped)
     └── StateError              the state store cannot be used           (exit 1)
 
 Each message is written to stand alone on one line: it says what failed and,
@@ -49,3 +51,11 @@ class EngineUnreachable(EngineError):
 
 class StateError(BilgeError):
     """The state store is unusable (corrupt, wrong schema, unreadable)."""
+
+
+class ObjectGone(EngineError):
+    """The object vanished (404); apply records the action as skipped."""
+
+
+class ObjectConflict(EngineError):
+    """The engine refused the removal with 409 (e.g. in use); apply skips it."""

@@ -327,3 +327,31 @@ def repo_of(tag: str) -> str:
 def _digest(*parts: object) -> str:
     text = json.dumps(parts, default=str, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One removal as the audit log recorded it (outcome None: never finished)."""
+
+    id: int
+    host: str
+    at: datetime
+    kind: Kind
+    object_id: str
+    name: str
+    reason: str
+    bytes: int
+    outcome: Result | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class UsageSample:
+    """The data-root filesystem's usage at one moment, as the state store keeps it."""
+
+    host: str
+    at: datetime
+    total_bytes: int
+    free_bytes: int
+    total_inodes: int
+    free_inodes: int
