@@ -35,6 +35,8 @@ def parse_duration(text: str) -> timedelta:
 
     A bare number is refused: "30" could mean seconds, minutes or days.
     """
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)  # from TOML; refused below with the reason why
     if not isinstance(text, str):
         raise ValueError(f"invalid duration {text!r} ({_DURATION_EXAMPLE})")
     value = text.strip()

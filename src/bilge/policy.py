@@ -1,0 +1,382 @@
+"""The user's rules (bilge.toml), validated when loaded.
+
+A `Policy` is frozen and always valid: every way of building one goes through
+pydantic with unknown keys forbidden. Whatever is wrong with a policy file
+becomes one `ConfigError` line naming the file and the dotted key:
+
+    /etc/bilge/bilge.toml: images.unused_after: invalid duration '7 days' (use e.g. ...)
+    bilge.toml: unknown key 'volumes.namd'
+    bilge.toml: watch.low (90%) must be below watch.high (85%)
+
+In the file, durations are strings ("24h"), sizes strings or byte counts
+("10GB", 1048576) and watermarks strings with a % sign ("85%"). Built in
+Python, a policy also takes `timedelta`s and, for watermarks, fractions (0.85).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from bilge.errors import ConfigError
+from bilge.units import (
+    duration_text,
+    format_percent,
+    parse_duration,
+    parse_percent,
+    parse_size,
+    size_text,
+)
+
+#: The system-wide policy file; a module constant so tests can point it elsewhere.
+SYSTEM_CONFIG = Path("/etc/bilge/bilge.toml")
+
+#: Validation context marking input read from a file, where bare numbers are
+#: refused as watermarks (85 and 0.85 both look plausible there).
+_FROM_FILE = {"from_file": True}
+
+
+@dataclass(frozen=True)
+class _Render:
+    """How policy_to_toml writes a field's value back as TOML text."""
+
+    to_text: Callable[[Any], str]
+
+
+def _duration(value: Any) -> timedelta:
+    if not isinstance(value, timedelta):
+        return parse_duration(value)
+    if value < timedelta(0) or value.microseconds:
+        raise ValueError(f"invalid duration {value}: must be a whole number of seconds >= 0")
+    return value
+
+
+def _percent(value: Any, info: ValidationInfo) -> Any:
+    in_file = bool(info.context and info.context.get("from_file"))
+    if isinstance(value, float | int) and not isinstance(value, bool) and not in_file:
+        return value  # a fraction; the field's bounds check it
+    return parse_percent(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration), _Render(duration_text)]
+Size = Annotated[int, BeforeValidator(parse_size), _Render(size_text)]
+Percent = Annotated[float, BeforeValidator(_percent), Field(ge=0, le=1), _Render(format_percent)]
+Globs = tuple[StrictStr, ...]
+
+_DAY = timedelta(days=1)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ContainersPolicy(_Section):
+    exited_after: Duration = Field(
+        default=_DAY, description="exited/dead containers, by time finished"
+    )
+    created_after: Duration = Field(
+        default=_DAY, description="created but never started, by time created"
+    )
+    keep_names: Globs = Field(default=(), description="glob patterns on container names")
+
+
+class VolumesPolicy(_Section):
+    anonymous_after: Duration = Field(default=_DAY, description="unreferenced anonymous volumes")
+    named: StrictBool = Field(
+        default=False, description="unreferenced named volumes are kept unless this is true"
+    )
+    named_after: Duration = Field(
+        default=timedelta(days=30), description="unreferenced named volumes, when named = true"
+    )
+    protect_data: StrictBool = Field(
+        default=True, description="a volume that holds a database's files is never removed"
+    )
+    keep_names: Globs = Field(default=(), description="glob patterns on volume names")
+
+
+class ImagesPolicy(_Section):
+    dangling_after: Duration = Field(default=timedelta(hours=1), description="untagged images")
+    unused_after: Duration = Field(
+        default=timedelta(days=7), description="by last use when known, else by creation"
+    )
+    keep_recent: int = Field(
+        default=1, ge=0, strict=True, description="per repository, the newest N tagged images stay"
+    )
+    keep: Globs = Field(default=(), description="glob patterns on repo:tag")
+
+
+class BuildCachePolicy(_Section):
+    keep_storage: Size = Field(default=10 * 1000**3, description="space the build cache may keep")
+    unused_after: Duration = Field(
+        default=timedelta(days=7), description="cache records not used for this long"
+    )
+
+
+class NetworksPolicy(_Section):
+    unused_after: Duration = Field(
+        default=_DAY, description="networks without endpoints, by creation"
+    )
+
+
+class WatchPolicy(_Section):
+    high: Percent = Field(default=0.85, description="disk usage that starts an eviction")
+    low: Percent = Field(default=0.75, description="usage an eviction brings the disk down to")
+    inodes_high: Percent = Field(default=0.90, description="inode usage that starts an eviction")
+    inodes_low: Percent = Field(default=0.80, description="inode usage an eviction goes down to")
+    interval: Duration = Field(
+        default=timedelta(seconds=30), description="time between two usage samples"
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _not_zero(cls, value: timedelta) -> timedelta:
+        # A zero interval would make the guard spin.
+        if value < timedelta(seconds=1):
+            raise ValueError(f"must be at least 1s, got {duration_text(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> WatchPolicy:
+        # As kubelet's image GC: a low watermark at or above the high one would
+        # make every eviction either empty or endless.
+        for low, high in (("low", "high"), ("inodes_low", "inodes_high")):
+            low_value, high_value = getattr(self, low), getattr(self, high)
+            if low_value >= high_value:
+                raise PydanticCustomError(
+                    "watermark_order",
+                    "{low} ({low_value}) must be below {high} ({high_value})",
+                    {
+                        "low": low,
+                        "high": high,
+                        "low_value": format_percent(low_value),
+                        "high_value": format_percent(high_value),
+                    },
+                )
+        return self
+
+
+class Policy(_Section):
+    keep_label: StrictStr = Field(
+        default="bilge.keep",
+        min_length=1,
+        description="an object carrying this label is never removed",
+    )
+    containers: ContainersPolicy = Field(default_factory=ContainersPolicy)
+    volumes: VolumesPolicy = Field(default_factory=VolumesPolicy)
+    images: ImagesPolicy = Field(default_factory=ImagesPolicy)
+    build_cache: BuildCachePolicy = Field(default_factory=BuildCachePolicy)
+    networks: NetworksPolicy = Field(default_factory=NetworksPolicy)
+    watch: WatchPolicy = Field(default_factory=WatchPolicy)
+
+
+DEFAULT_POLICY = Policy()
+
+
+# --- finding and loading -------------------------------------------------------------
+
+
+def find_config(explicit: Path | None, env: Mapping[str, str] = os.environ) -> Path | None:
+    """The policy file to use, or None for the built-in defaults.
+
+    In order: `explicit` (--config), $BILGE_CONFIG, SYSTEM_CONFIG, then the
+    user's ($XDG_CONFIG_HOME or ~/.config)/bilge/bilge.toml. A file the user
+    named explicitly must exist; the usual places are used only if they do.
+    """
+    if explicit is not None:
+        return _must_exist(explicit, "given with --config")
+    if env.get("BILGE_CONFIG"):
+        return _must_exist(Path(env["BILGE_CONFIG"]), "named by $BILGE_CONFIG")
+    for candidate in (SYSTEM_CONFIG, _user_config(env)):
+        if candidate is not None and candidate.exists():
+            return candidate
+    return None
+
+
+def _must_exist(path: Path, how: str) -> Path:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found ({how})")
+    return path
+
+
+def _user_config(env: Mapping[str, str]) -> Path | None:
+    xdg = env.get("XDG_CONFIG_HOME", "")
+    # The XDG spec says to ignore a relative XDG_CONFIG_HOME.
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "bilge" / "bilge.toml"
+    home = env.get("HOME")
+    if not home:
+        try:
+            home = str(Path.home())
+        except RuntimeError:  # no home at all, e.g. an arbitrary uid in a container
+            return None
+    return Path(home) / ".config" / "bilge" / "bilge.toml"
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Read and validate the policy at `path`; None gives DEFAULT_POLICY."""
+    if path is None:
+        return DEFAULT_POLICY
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from exc
+    return parse_policy(text, str(path))
+
+
+def parse_policy(text: str, source: str) -> Policy:
+    """Validate TOML `text`; `source` names it in errors (usually the file's path)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
+    try:
+        return Policy.model_validate(data, context=_FROM_FILE)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(source, exc)) from exc
+
+
+# --- one line per ValidationError ----------------------------------------------------
+
+
+def _one_line(source: str, exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    line = f"{source}: {_describe(errors[0])}"
+    if len(errors) > 1:
+        line += f" (and {len(errors) - 1} more)"
+    return line
+
+
+def _describe(error: ErrorDetails) -> str:
+    key = _dotted(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key {key!r}"
+    if kind == "watermark_order":
+        return _order_message(key, error)
+    return f"{key}: {_problem(error)}" if key else _problem(error)
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else part
+    return key
+
+
+def _order_message(section: str, error: ErrorDetails) -> str:
+    # The keys are named relative to their table; qualify them like the others.
+    ctx = dict(error.get("ctx", {}))
+    prefix = f"{section}." if section else ""
+    return (
+        f"{prefix}{ctx['low']} ({ctx['low_value']}) must be below "
+        f"{prefix}{ctx['high']} ({ctx['high_value']})"
+    )
+
+
+_EXPECTED = {
+    "bool_type": "expected true or false",
+    "int_type": "expected a whole number",
+    "string_type": "expected a string",
+    "tuple_type": "expected a list of strings",
+    "model_type": "expected a table",
+    "timedelta_type": "expected a duration such as '24h'",
+}
+
+
+def _problem(error: ErrorDetails) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "value_error":
+        return str(ctx["error"])
+    if kind in _EXPECTED:
+        return f"{_EXPECTED[kind]}, got {_shown(error['input'])}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}, got {_shown(error['input'])}"
+    if kind == "string_too_short":
+        return "must not be empty"
+    msg = error["msg"]
+    return msg[:1].lower() + msg[1:]
+
+
+def _shown(value: object) -> str:
+    """A value as the user wrote it in TOML, shortened."""
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- writing the effective policy back -----------------------------------------------
+
+
+def policy_to_toml(policy: Policy) -> str:
+    """The whole policy as commented TOML that parse_policy reads back unchanged."""
+    lines = ["# bilge policy; durations like 90s/30m/24h/7d, sizes like 500MB/10GiB."]
+    lines += _render_fields(policy)
+    for name, section in _sections(policy):
+        lines += ["", f"[{name}]", *_render_fields(section)]
+    return "\n".join(lines) + "\n"
+
+
+def _sections(policy: Policy) -> Iterator[tuple[str, BaseModel]]:
+    for name in type(policy).model_fields:
+        value = getattr(policy, name)
+        if isinstance(value, BaseModel):
+            yield name, value
+
+
+def _render_fields(model: BaseModel) -> list[str]:
+    rows = [
+        (f"{name} = {_toml_value(value, info)}", info.description)
+        for name, info in type(model).model_fields.items()
+        if not isinstance(value := getattr(model, name), BaseModel)
+    ]
+    width = max((len(text) for text, _ in rows), default=0)
+    return [f"{text:<{width}}  # {note}" if note else text for text, note in rows]
+
+
+def _toml_value(value: object, info: FieldInfo) -> str:
+    for meta in info.metadata:
+        if isinstance(meta, _Render):
+            return _toml_string(meta.to_text(value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_string(item) for item in value) + "]"
+    if isinstance(value, str):
+        return _toml_string(value)
+    return str(value)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string; escapes what TOML forbids raw (quotes, \\, controls)."""
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char < " " or char == "\x7f":
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
