@@ -1,0 +1,1 @@
+"""Rendering of snapshots, plans, outcomes and history: terminal and JSON."""
