@@ -1,0 +1,274 @@
+"""Command line: parse, run one command, render, and map errors to exit codes.
+
+This is the one place errors are caught and shown: one line on stderr,
+a traceback only with -v.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bilge import __version__, commands
+from bilge.apply import DEFAULT_CONCURRENCY
+from bilge.engine import resolve_host
+from bilge.errors import BilgeError, UsageError
+from bilge.model import ActionOutcome, Outcome, Plan, Result
+from bilge.policy import find_config, load_policy
+from bilge.report import json as jsonreport
+from bilge.report import terminal
+from bilge.state import default_state_dir
+from bilge.units import format_size
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_SOME_FAILED = 3
+
+EXAMPLES = {
+    "status": "example: bilge status\n"
+    "         bilge -H unix:///run/user/1000/docker.sock status --json",
+    "plan": "example: bilge plan --explain\n         bilge plan --out plan.json",
+    "apply": "example: bilge apply            (shows the plan and asks)\n"
+    "         bilge apply --yes --json\n"
+    "         bilge apply --plan plan.json --yes",
+    "history": "example: bilge history --limit 20",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="bilge",
+        description="Shows what fills a Docker host's disk and removes what is safe to remove.",
+        epilog="Exit codes: 0 ok, 1 error, 2 bad usage or config, 3 some removals failed.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"bilge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add(sub, common, "status", "usage and breakdown, and what the policy would reclaim")
+    p = _add(sub, common, "plan", "what would be removed, why, and how many bytes it frees")
+    p.add_argument("--explain", action="store_true", help="also show what is kept and why")
+    p.add_argument("--out", type=Path, metavar="FILE", help="save the plan for `apply --plan`")
+    p = _add(sub, common, "apply", "remove what the plan says, safely")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--plan", type=Path, metavar="FILE", help="apply a plan saved by `plan --out`")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"parallel removals (default {DEFAULT_CONCURRENCY})",
+    )
+    p = _add(sub, common, "history", "the audit log of removals and recorded usage samples")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="entries to show")
+    return parser
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options accepted both before and after the command name."""
+    common = argparse.ArgumentParser(add_help=False)
+    s = argparse.SUPPRESS  # so a value given before the command is not reset after it
+    common.add_argument(
+        "-H", "--host", default=s, metavar="URL", help="engine address (default: like docker)"
+    )
+    common.add_argument("-c", "--config", type=Path, default=s, metavar="FILE", help="policy file")
+    common.add_argument("--state-dir", type=Path, default=s, metavar="DIR", help="state store dir")
+    common.add_argument("-v", "--verbose", action="store_true", default=s, help="tracebacks")
+    return common
+
+
+def _add(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    name: str,
+    summary: str,
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog=EXAMPLES[name],
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output (schema 1)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    try:
+        return _run(args)
+    except BilgeError as exc:
+        _fail(str(exc), verbose)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _fail("interrupted", verbose)
+        return 130
+    except Exception as exc:  # a bug: still one line, the traceback with -v
+        _fail(f"internal error: {type(exc).__name__}: {exc}", verbose)
+        return EXIT_ERROR
+
+
+def _fail(message: str, verbose: bool) -> None:
+    if verbose:
+        traceback.print_exc()
+    print(f"bilge: error: {message}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        handler: Callable[[commands.Context, argparse.Namespace], int] = HANDLERS[args.command]
+        return handler(ctx, args)
+    finally:
+        ctx.close()
+
+
+def _context(args: argparse.Namespace) -> commands.Context:
+    config = find_config(getattr(args, "config", None))
+    return commands.Context(
+        host=resolve_host(getattr(args, "host", None)),
+        policy=load_policy(config),
+        state_dir=getattr(args, "state_dir", None) or default_state_dir(),
+    )
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _status(ctx: commands.Context, args: argparse.Namespace) -> int:
+    result = commands.status(ctx)
+    if args.json:
+        print(jsonreport.dumps(jsonreport.status_json(result.snapshot, result.plan)))
+    else:
+        terminal.render_status(_out(), result.snapshot, result.plan)
+    return EXIT_OK
+
+
+def _plan(ctx: commands.Context, args: argparse.Namespace) -> int:
+    the_plan = commands.status(ctx).plan
+    if args.out is not None:
+        _save_plan(the_plan, args.out)
+    if args.json:
+        print(jsonreport.dumps(jsonreport.plan_json(the_plan)))
+    else:
+        terminal.render_plan(_out(), the_plan, explain=args.explain)
+        if args.out is not None:
+            _out().print(
+                f"Plan saved to {args.out}; apply it with `bilge apply --plan {args.out}`."
+            )
+    return EXIT_OK
+
+
+def _save_plan(the_plan: Plan, path: Path) -> None:
+    try:
+        path.write_text(jsonreport.dumps(jsonreport.plan_json(the_plan)) + "\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write plan to {path}: {exc.strerror or exc}") from exc
+
+
+def _apply(ctx: commands.Context, args: argparse.Namespace) -> int:
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if args.plan is not None:
+        the_plan = commands.load_plan(args.plan)
+        snap = commands.snapshot(ctx)
+    else:
+        status = commands.status(ctx)
+        the_plan, snap = status.plan, status.snapshot
+    if not the_plan.actions:
+        return _show_outcome(args, commands.run_apply(ctx, the_plan, snap, saved=False))
+    if not args.yes:
+        _confirm(the_plan, quiet=args.json)
+    with _progress(len(the_plan.actions), enabled=not args.json) as advance:
+        outcome = commands.run_apply(
+            ctx,
+            the_plan,
+            snap,
+            saved=args.plan is not None,
+            concurrency=args.concurrency,
+            on_result=advance,
+        )
+    return _show_outcome(args, outcome)
+
+
+def _show_outcome(args: argparse.Namespace, outcome: Outcome) -> int:
+    if args.json:
+        print(jsonreport.dumps(jsonreport.outcome_json(outcome)))
+    else:
+        terminal.render_outcome(_out(), outcome)
+    return EXIT_SOME_FAILED if outcome.count(Result.FAILED) else EXIT_OK
+
+
+def _confirm(the_plan: Plan, *, quiet: bool) -> None:
+    """Ask on a terminal; without one, refuse rather than guess."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError("refusing to remove anything without --yes (no terminal to ask on)")
+    err = Console(stderr=True, highlight=False)
+    if not quiet:
+        terminal.render_plan(err, the_plan, explain=False)
+    question = (
+        f"Remove {len(the_plan.actions)} objects, freeing {format_size(the_plan.total_bytes)}?"
+    )
+    answer = err.input(f"{question} [y/N] ")
+    if answer.strip().lower() not in {"y", "yes"}:
+        raise UsageError("nothing removed: not confirmed")
+
+
+class _progress:
+    """A progress bar on a terminal; a no-op elsewhere (CI logs, pipes, --json)."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        console = Console(stderr=True)
+        self._bar: Progress | None = None
+        if enabled and console.is_terminal:
+            self._bar = Progress(
+                TextColumn("Removing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[last]}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
+            self._task = self._bar.add_task("remove", total=total, last="")
+
+    def __enter__(self) -> Callable[[ActionOutcome], None]:
+        if self._bar is not None:
+            self._bar.start()
+        return self._advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def _advance(self, outcome: ActionOutcome) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, last=outcome.action.name[:40])
+
+
+def _history(ctx: commands.Context, args: argparse.Namespace) -> int:
+    result = commands.history(ctx, args.limit)
+    if args.json:
+        print(jsonreport.dumps(jsonreport.history_json(result.entries, result.samples)))
+    else:
+        terminal.render_history(_out(), result.entries, result.samples)
+    return EXIT_OK
+
+
+HANDLERS: dict[str, Callable[[commands.Context, argparse.Namespace], int]] = {
+    "status": _status,
+    "plan": _plan,
+    "apply": _apply,
+    "history": _history,
+}

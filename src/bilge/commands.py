@@ -1,0 +1,126 @@
+"""What each command does, as a library: each returns data, never prints.
+
+The CLI (cli.py) parses arguments into a `Context`, calls one of these, and
+renders what comes back as text or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bilge.apply import DEFAULT_CONCURRENCY, apply, refuse_stale
+from bilge.collect import collect, statvfs
+from bilge.engine import DockerEngine, Engine
+from bilge.errors import PlanFileError
+from bilge.model import ActionOutcome, AuditEntry, Outcome, Plan, Snapshot, UsageSample
+from bilge.planner import plan as make_plan
+from bilge.policy import Policy
+from bilge.report.json import plan_from_json
+from bilge.state import StateStore
+
+
+@dataclass
+class Context:
+    """Everything a command needs, resolved from options, environment and config."""
+
+    host: str
+    policy: Policy
+    state_dir: Path
+    engine_factory: Callable[[str], Engine] = DockerEngine
+    _engine: Engine | None = field(default=None, repr=False)
+    _store: StateStore | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = self.engine_factory(self.host)
+        return self._engine
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = StateStore(self.state_dir)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+@dataclass(frozen=True)
+class Status:
+    snapshot: Snapshot
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class History:
+    entries: list[AuditEntry]
+    samples: list[UsageSample]
+
+
+def snapshot(ctx: Context) -> Snapshot:
+    """Collect the engine and record a usage sample of its data-root."""
+    snap = collect(ctx.engine, datetime.now(UTC))
+    if snap.filesystem is not None:
+        ctx.store.record_sample(snap.engine.host, snap.filesystem, snap.taken_at)
+    return snap
+
+
+def status(ctx: Context) -> Status:
+    """A fresh snapshot and the plan the policy makes of it (status, plan, apply)."""
+    snap = snapshot(ctx)
+    return Status(snap, make_plan(snap, ctx.policy, snap.taken_at))
+
+
+def load_plan(path: Path) -> Plan:
+    """A saved plan, validated; any problem is a one-line PlanFileError."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PlanFileError(f"plan file {path}: {exc.strerror or exc}") from exc
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise PlanFileError(f"plan file {path}: not JSON ({exc})") from exc
+    try:
+        return plan_from_json(doc)
+    except PlanFileError as exc:
+        raise PlanFileError(f"{path}: {exc}") from exc
+
+
+def run_apply(
+    ctx: Context,
+    the_plan: Plan,
+    snap: Snapshot,
+    *,
+    saved: bool,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_result: Callable[[ActionOutcome], None] | None = None,
+) -> Outcome:
+    """Apply a plan made from `snap`, or, when `saved`, a plan read from a file:
+    then `snap` is a fresh snapshot and the plan is refused for every object
+    that changed since it was made."""
+    refused = refuse_stale(the_plan, snap) if saved else ()
+    data_root = snap.engine.data_root if snap.engine.local else None
+    outcome = apply(
+        the_plan,
+        ctx.engine,
+        ctx.store,
+        data_root=data_root,
+        concurrency=concurrency,
+        on_result=on_result,
+        refused=refused,
+    )
+    after = statvfs(data_root) if data_root else None
+    if after is not None:
+        ctx.store.record_sample(snap.engine.host, after)
+    return outcome
+
+
+def history(ctx: Context, limit: int = 50) -> History:
+    return History(ctx.store.audit(limit), ctx.store.samples(limit=limit * 10))
