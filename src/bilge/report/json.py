@@ -109,15 +109,6 @@ def history_json(entries: Sequence[AuditEntry], samples: Sequence[UsageSample]) 
     }
 
 
-def load_plan(text: str) -> Plan:
-    """Parse a saved plan file's text; raises PlanFileError if it is not valid JSON."""
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise PlanFileError(f"plan file: not valid JSON ({e})") from None
-    return plan_from_json(doc)
-
-
 def plan_from_json(doc: object) -> Plan:
     """The plan a `plan_json` document describes; PlanFileError names what is wrong.
 
