@@ -1,0 +1,212 @@
+"""apply() against the fake engine: order, re-checked preconditions, skips, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bilge.apply import apply, refuse_stale
+from bilge.errors import PlanFileError, StateError
+from bilge.model import Action, EngineInfo, Kind, Plan, Result, Snapshot
+from bilge.state import StateStore
+from fake_engine import FakeEngine
+
+PLANNED = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+def action(kind: Kind, ident: str, *, tags: tuple[str, ...] = (), fp: str = "fp") -> Action:
+    return Action(kind, ident, ident, "test", 100, "test", fp, tags)
+
+
+def container(ident: str, state: str = "exited", *, volumes: tuple[str, ...] = ()) -> dict:
+    return {
+        "Id": ident,
+        "State": state,
+        "ImageID": "sha256:img",
+        "StartedAt": "2025-12-31T00:00:00Z",
+        "Mounts": [{"Type": "volume", "Name": v} for v in volumes],
+    }
+
+
+class Events:
+    """An audit log that records into a shared event list, to check ordering."""
+
+    def __init__(self, events: list[tuple[str, str]], fail: bool = False) -> None:
+        self.events = events
+        self.fail = fail
+        self.outcomes: list[tuple[int, Result, str]] = []
+
+    def record_attempt(self, host: str, act: Action) -> int:
+        if self.fail:
+            raise StateError("disk full")
+        self.events.append(("audit", act.id))
+        return len(self.events)
+
+    def record_outcome(self, entry_id: int, result: Result, detail: str) -> None:
+        self.outcomes.append((entry_id, result, detail))
+
+
+def run(engine: FakeEngine, *actions: Action, audit: Events | None = None) -> dict[str, Result]:
+    audit = audit or Events([])
+    plan = Plan(PLANNED, engine.host, tuple(actions))
+    outcome = apply(plan, engine, audit, concurrency=4)
+    return {r.action.id: r.result for r in outcome.results}
+
+
+def test_removes_containers_then_their_volumes() -> None:
+    engine = FakeEngine(
+        container_list=[container("c1", volumes=("v1",))], volume_list=[{"Name": "v1"}]
+    )
+    got = run(engine, action(Kind.CONTAINER, "c1"), action(Kind.VOLUME, "v1"))
+    assert got == {"c1": Result.REMOVED, "v1": Result.REMOVED}
+    assert engine.removed == [("container", "c1"), ("volume", "v1")]
+
+
+@pytest.mark.parametrize("state", ["running", "paused", "restarting"])
+def test_a_container_that_became_active_is_skipped(state: str) -> None:
+    engine = FakeEngine(container_list=[container("c1", state)])
+    assert run(engine, action(Kind.CONTAINER, "c1")) == {"c1": Result.SKIPPED}
+    assert engine.removed == []
+
+
+def test_a_container_started_since_the_plan_is_skipped() -> None:
+    c = container("c1") | {"StartedAt": (PLANNED + timedelta(minutes=1)).isoformat()}
+    engine = FakeEngine(container_list=[c])
+    assert run(engine, action(Kind.CONTAINER, "c1")) == {"c1": Result.SKIPPED}
+    assert engine.removed == []
+
+
+def test_conflict_and_vanished_objects_are_skips_not_errors() -> None:
+    engine = FakeEngine(container_list=[container("c1")], conflicts={"c1"})
+    got = run(engine, action(Kind.CONTAINER, "c1"), action(Kind.CONTAINER, "gone"))
+    assert got == {"c1": Result.SKIPPED, "gone": Result.SKIPPED}
+
+
+def test_a_volume_mounted_again_is_skipped() -> None:
+    engine = FakeEngine(
+        container_list=[container("new", "created", volumes=("v1",))],
+        volume_list=[{"Name": "v1"}],
+    )
+    assert run(engine, action(Kind.VOLUME, "v1")) == {"v1": Result.SKIPPED}
+    assert engine.removed == []
+
+
+def test_the_volume_of_a_container_whose_removal_was_refused_stays() -> None:
+    engine = FakeEngine(
+        container_list=[container("c1", volumes=("v1",))],
+        volume_list=[{"Name": "v1"}],
+        conflicts={"c1"},
+    )
+    got = run(engine, action(Kind.CONTAINER, "c1"), action(Kind.VOLUME, "v1"))
+    assert got == {"c1": Result.SKIPPED, "v1": Result.SKIPPED}
+    assert engine.removed == []
+
+
+def test_an_image_is_untagged_tag_by_tag_and_skipped_when_tags_moved() -> None:
+    engine = FakeEngine(
+        image_list=[
+            {"Id": "sha256:a", "RepoTags": ["app:1", "app:one"]},
+            {"Id": "sha256:b", "RepoTags": ["app:2", "app:new"]},
+        ]
+    )
+    got = run(
+        engine,
+        action(Kind.IMAGE, "sha256:a", tags=("app:1", "app:one")),
+        action(Kind.IMAGE, "sha256:b", tags=("app:2",)),
+    )
+    assert got == {"sha256:a": Result.REMOVED, "sha256:b": Result.SKIPPED}
+    assert ("image", "sha256:a") in engine.removed
+    assert all(value != "sha256:b" and value != "app:2" for _, value in engine.removed)
+
+
+def test_an_image_used_since_the_plan_is_skipped() -> None:
+    engine = FakeEngine(
+        image_list=[{"Id": "sha256:img", "RepoTags": []}],
+        container_list=[container("c9", "created")],
+    )
+    assert run(engine, action(Kind.IMAGE, "sha256:img")) == {"sha256:img": Result.SKIPPED}
+
+
+def test_a_network_with_a_container_is_skipped() -> None:
+    c = container("c1") | {"NetworkSettings": {"Networks": {"n": {"NetworkID": "net1"}}}}
+    engine = FakeEngine(network_list=[{"Id": "net1", "Containers": {}}], container_list=[c])
+    assert run(engine, action(Kind.NETWORK, "net1")) == {"net1": Result.SKIPPED}
+
+
+def test_every_removal_is_audited_before_it_is_attempted() -> None:
+    events: list[tuple[str, str]] = []
+    engine = FakeEngine(container_list=[container("c1"), container("c2")])
+    original = engine.remove_container
+
+    def remove(container_id: str) -> None:
+        events.append(("remove", container_id))
+        original(container_id)
+
+    engine.remove_container = remove  # type: ignore[method-assign]
+    audit = Events(events)
+    run(engine, action(Kind.CONTAINER, "c1"), action(Kind.CONTAINER, "c2"), audit=audit)
+    for ident in ("c1", "c2"):
+        assert events.index(("audit", ident)) < events.index(("remove", ident))
+    assert sorted(r for _, r, _ in audit.outcomes) == [Result.REMOVED, Result.REMOVED]
+
+
+def test_nothing_is_removed_when_the_audit_log_cannot_be_written() -> None:
+    engine = FakeEngine(container_list=[container("c1")])
+    got = run(engine, action(Kind.CONTAINER, "c1"), audit=Events([], fail=True))
+    assert got == {"c1": Result.FAILED}
+    assert engine.removed == []
+
+
+def test_an_unreachable_engine_fails_the_action() -> None:
+    engine = FakeEngine(container_list=[container("c1")])
+    engine.unreachable = True
+    assert run(engine, action(Kind.CONTAINER, "c1")) == {"c1": Result.FAILED}
+
+
+def test_outcomes_are_recorded_in_the_state_store(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    engine = FakeEngine(container_list=[container("c1")])
+    plan = Plan(PLANNED, engine.host, (action(Kind.CONTAINER, "c1"), action(Kind.VOLUME, "x")))
+    apply(plan, engine, store)
+    entries = {e.object_id: e for e in store.audit()}
+    assert entries["c1"].outcome is Result.REMOVED
+    assert entries["x"].outcome is Result.SKIPPED
+    assert entries["x"].detail == "already gone"
+
+
+def snapshot_with(host: str, fingerprints: dict[str, str]) -> Snapshot:
+    info = EngineInfo(host, "1.41", "20.10", "/d", "overlay2", False)
+
+    class Fixed(Snapshot):
+        def fingerprints(self) -> dict[tuple[Kind, str], str]:
+            return {(Kind.CONTAINER, k): v for k, v in fingerprints.items()}
+
+    return Fixed(taken_at=PLANNED, engine=info)
+
+
+def test_a_stale_saved_plan_is_refused_for_changed_objects() -> None:
+    plan = Plan(
+        PLANNED,
+        "unix:///h",
+        (
+            action(Kind.CONTAINER, "same", fp="a"),
+            action(Kind.CONTAINER, "changed", fp="b"),
+            action(Kind.CONTAINER, "gone", fp="c"),
+        ),
+    )
+    refused = refuse_stale(plan, snapshot_with("unix:///h", {"same": "a", "changed": "B"}))
+    details = {r.action.id: r.detail for r in refused}
+    assert set(details) == {"changed", "gone"}
+    assert "changed since the plan" in details["changed"]
+    engine = FakeEngine(host="unix:///h", container_list=[container("changed"), container("same")])
+    outcome = apply(plan, engine, Events([]), refused=refused)
+    assert engine.removed == [("container", "same")]
+    assert {r.action.id: r.result for r in outcome.results}["changed"] is Result.SKIPPED
+
+
+def test_a_plan_for_another_host_is_refused() -> None:
+    plan = Plan(PLANNED, "unix:///a", (action(Kind.CONTAINER, "x"),))
+    with pytest.raises(PlanFileError, match="made for unix:///a"):
+        refuse_stale(plan, snapshot_with("unix:///b", {}))
