@@ -13,11 +13,12 @@ relative paths and is pure, apart from the optional header reader.
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 #: Reads the first bytes of the file at a relative path; b"" when it cannot.
@@ -44,23 +45,26 @@ class DirScan:
 class _Paths:
     """Relative paths (directories end in "/"), indexed by their last component."""
 
-    def __init__(self, relpaths: Iterable[str]) -> None:
+    def __init__(self, relpaths: Iterable[str], globs: re.Pattern[str]) -> None:
         self.all = frozenset(relpaths)
         self.by_name: dict[str, list[str]] = {}
-        for path in sorted(self.all, key=_shallow_first):
+        for path in self.all:
             self.by_name.setdefault(_last(path), []).append(path)
+        # Most names match none of the rules' globs: find the few that may, once,
+        # rather than trying every glob on every name.
+        self._glob_names = [name for name in self.by_name if globs.fullmatch(name)]
 
     def named(self, pattern: str) -> list[str]:
         """Paths whose last component matches `pattern`, shallowest first."""
         if not _GLOB_CHARS & set(pattern):
-            return self.by_name.get(pattern, [])
+            return sorted(self.by_name.get(pattern, ()), key=_shallow_first)
         # "*" would match a directory's trailing "/": keep files and dirs apart.
         is_dir = pattern.endswith("/")
         hits = [
-            p
-            for name, ps in self.by_name.items()
-            if name.endswith("/") == is_dir and fnmatchcase(name, pattern)
-            for p in ps
+            path
+            for name in self._glob_names
+            if name.endswith("/") == is_dir and fnmatch.fnmatchcase(name, pattern)
+            for path in self.by_name[name]
         ]
         return sorted(hits, key=_shallow_first)
 
@@ -82,11 +86,14 @@ class Named:
     engine: str
     pattern: str
 
+    def names(self) -> tuple[str, ...]:
+        return (_last(self.pattern),)
+
     def find(self, paths: _Paths, read_header: HeaderReader | None) -> str | None:
         parts = self.pattern.rstrip("/").split("/")
         for path in paths.named(_last(self.pattern)):
             tail = path.rstrip("/").split("/")[-len(parts) :]
-            if len(tail) == len(parts) and all(map(fnmatchcase, tail, parts)):
+            if len(tail) == len(parts) and all(map(fnmatch.fnmatchcase, tail, parts)):
                 return path
         return None
 
@@ -97,6 +104,9 @@ class Together:
 
     engine: str
     dirs: tuple[str, ...]
+
+    def names(self) -> tuple[str, ...]:
+        return self.dirs
 
     def find(self, paths: _Paths, read_header: HeaderReader | None) -> str | None:
         first, *others = self.dirs
@@ -114,6 +124,9 @@ class Header:
     engine: str
     pattern: str
     magic: bytes
+
+    def names(self) -> tuple[str, ...]:
+        return (self.pattern,)
 
     def find(self, paths: _Paths, read_header: HeaderReader | None) -> str | None:
         if read_header is None:
@@ -187,6 +200,17 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+#: Every glob the rules look up, as one regex, to pick candidate names quickly.
+_RULE_GLOBS = re.compile(
+    "|".join(
+        fnmatch.translate(name)
+        for rule in RULES
+        for name in rule.names()
+        if _GLOB_CHARS & set(name)
+    )
+)
+
+
 def match_markers(
     relpaths: Iterable[str], *, read_header: HeaderReader | None = None
 ) -> tuple[str, ...]:
@@ -196,7 +220,7 @@ def match_markers(
     of RULES that matches, at its shallowest path. Header rules (SQLite *.db)
     match only when `read_header` is given.
     """
-    paths = _Paths(relpaths)
+    paths = _Paths(relpaths, _RULE_GLOBS)
     found: dict[str, str] = {}
     for rule in RULES:
         if rule.engine not in found and (hit := rule.find(paths, read_header)):
