@@ -1,0 +1,302 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rich.console import Console
+
+from bilge.model import (
+    Action,
+    ActionOutcome,
+    AuditEntry,
+    Container,
+    EngineInfo,
+    Filesystem,
+    Image,
+    Kept,
+    Kind,
+    Outcome,
+    Plan,
+    Result,
+    Snapshot,
+    UsageSample,
+    Volume,
+    VolumeContents,
+)
+from bilge.report.terminal import (
+    bar,
+    gauge,
+    level_style,
+    render_history,
+    render_outcome,
+    render_plan,
+    render_status,
+)
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+ENGINE = EngineInfo("unix:///d.sock", "1.41", "20.10.24", "/var/lib/docker", "overlay2", True)
+GB = 1_000_000_000
+
+
+def console() -> Console:
+    return Console(record=True, width=120, force_terminal=False)
+
+
+def container(name: str, size_rw: int, log_bytes: int = 0) -> Container:
+    return Container(
+        id=f"c-{name}",
+        name=name,
+        image_id="sha256:aaa",
+        image="app:1",
+        state="exited",
+        created=T0,
+        finished=T0,
+        size_rw=size_rw,
+        log_bytes=log_bytes,
+    )
+
+
+def volume(name: str, size: int, anonymous: bool = False) -> Volume:
+    return Volume(name, "local", anonymous, T0, f"/v/{name}", VolumeContents(True, size))
+
+
+SNAPSHOT = Snapshot(
+    taken_at=T0,
+    engine=ENGINE,
+    containers=(container("web", 120_000_000, 3_400_000_000), container("db", 5_000_000)),
+    images=(Image("sha256:aaa", ("app:1",), (), T0, layers=("L1",), size=900_000_000),),
+    layers={"L1": 900_000_000},
+    volumes=(volume("couchdb-data", 9 * GB), volume("3f9a77", 2_100_000_000, anonymous=True)),
+    filesystem=Filesystem("/", 20 * GB, 1_600_000_000, 1_000_000, 800_000),
+)
+ACTIONS = (
+    Action(
+        Kind.VOLUME, "3f9a77", "3f9a77", "anonymous, unreferenced for 3d", 2_100_000_000, "", ""
+    ),
+    Action(Kind.CONTAINER, "c-web", "web", "exited 3d ago", 3_520_000_000, "", ""),
+)
+KEPT = (Kept(Kind.VOLUME, "couchdb-data", "couchdb-data", "holds data: _dbs.couch", 9 * GB),)
+PLAN = Plan(created_at=T0, host="unix:///d.sock", actions=ACTIONS, kept=KEPT)
+
+
+def status_text(snapshot: Snapshot = SNAPSHOT, plan: Plan | None = PLAN) -> str:
+    con = console()
+    render_status(con, snapshot, plan)
+    return con.export_text()
+
+
+# -- status ------------------------------------------------------------------
+
+
+def test_status_header_names_the_engine() -> None:
+    first = status_text().splitlines()[0]
+    for part in ("unix:///d.sock", "20.10.24", "API 1.41", "/var/lib/docker", "overlay2"):
+        assert part in first
+
+
+def test_status_gauges_show_bytes_and_inodes() -> None:
+    lines = status_text().splitlines()
+    disk = next(line for line in lines if line.startswith("bytes"))
+    inodes = next(line for line in lines if line.startswith("inodes"))
+    assert "18.4 GB of 20.0 GB used" in disk
+    assert disk.rstrip().endswith("92%")
+    assert "200,000 of 1,000,000 used" in inodes
+    assert inodes.rstrip().endswith("20%")
+
+
+def test_status_table_by_kind_with_reclaimable() -> None:
+    text = status_text()
+    volumes = next(line for line in text.splitlines() if line.startswith("│ volumes"))
+    assert "11.1 GB" in volumes
+    assert "2.1 GB (1)" in volumes
+    containers = next(line for line in text.splitlines() if line.startswith("│ containers"))
+    assert "3.5 GB (1)" in containers
+
+
+def test_status_chart_labels_each_bar_with_size_and_share() -> None:
+    text = status_text()
+    assert "What fills the disk" in text
+    chart = text[text.index("What fills the disk") :].splitlines()
+    volumes = next(line for line in chart if line.startswith("volumes"))
+    assert "█" in volumes
+    assert "11.1 GB" in volumes
+    assert "60%" in volumes
+    # Used space Docker does not account for is shown too: 18.4 - 15.5 GB.
+    outside = next(line for line in chart if line.startswith("outside Docker"))
+    assert "2.9 GB" in outside
+
+
+def test_status_lists_largest_objects() -> None:
+    text = status_text()
+    largest = text[text.index("Largest objects") :]
+    assert "couchdb-data" in largest
+    assert "9.0 GB" in largest
+    assert "log" in largest
+
+
+def test_status_ends_with_the_reclaimable_line() -> None:
+    last = status_text().strip().splitlines()[-1]
+    assert last == ("Reclaimable under the policy: 5.6 GB (run `bilge plan` to see what and why)")
+
+
+def test_status_without_filesystem_or_plan() -> None:
+    text = status_text(Snapshot(taken_at=T0, engine=ENGINE), None)
+    assert "Filesystem: not measured" in text
+    header = next(line for line in text.splitlines() if "Kind" in line)
+    assert "Reclaimable" not in header
+    assert text.strip().endswith("Reclaimable under the policy: not computed")
+
+
+# -- plan --------------------------------------------------------------------
+
+
+def plan_text(plan: Plan, explain: bool = False) -> str:
+    con = console()
+    render_plan(con, plan, explain=explain)
+    return con.export_text()
+
+
+def test_plan_lists_actions_by_kind_with_total() -> None:
+    text = plan_text(PLAN)
+    assert text.index("web") < text.index("3f9a77")  # containers are removed first
+    assert "exited 3d ago" in text
+    assert "anonymous, unreferenced for 3d" in text
+    assert "3.5 GB" in text
+    assert "2 objects, 5.6 GB to free" in text
+    assert "holds data" not in text
+    assert "1 object kept; `bilge plan --explain` shows why." in text
+
+
+def test_plan_explain_shows_kept_reasons() -> None:
+    text = plan_text(PLAN, explain=True)
+    assert "Why kept" in text
+    assert "couchdb-data" in text
+    assert "holds data: _dbs.couch" in text
+
+
+def test_plan_explain_groups_many_kept_by_reason() -> None:
+    kept = tuple(
+        Kept(Kind.IMAGE, f"i{n}", f"app:{n}", "newest of its repository", 10) for n in range(60)
+    )
+    kept += (Kept(Kind.CONTAINER, "c", "web", "running", 0),)
+    text = plan_text(Plan(T0, "h", (), kept), explain=True)
+    assert "Kept: 61 objects, by reason" in text
+    row = next(line for line in text.splitlines() if "newest of its repository" in line)
+    assert "60" in row
+    assert "600 B" in row
+    assert "app:7" not in text
+
+
+def test_names_and_reasons_are_shown_literally_not_as_markup() -> None:
+    action = Action(Kind.CONTAINER, "c", "db[bold]", "label [red]x[/red]", 1, "", "")
+    text = plan_text(Plan(T0, "h", (action,)))
+    assert "db[bold]" in text
+    assert "label [red]x[/red]" in text
+
+
+def test_empty_plan_says_nothing_to_remove() -> None:
+    assert plan_text(Plan(T0, "h", ())).strip() == "Nothing to remove."
+
+
+# -- outcome -----------------------------------------------------------------
+
+
+def outcome_text(outcome: Outcome) -> str:
+    con = console()
+    render_outcome(con, outcome)
+    return con.export_text()
+
+
+def test_outcome_shows_each_result_and_measured_bytes() -> None:
+    outcome = Outcome(
+        plan=PLAN,
+        results=(
+            ActionOutcome(ACTIONS[0], Result.SKIPPED, "in use by container x"),
+            ActionOutcome(ACTIONS[1], Result.REMOVED),
+        ),
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=3),
+        freed_bytes_measured=3_810_000_000,
+    )
+    text = outcome_text(outcome)
+    assert "in use by container x" in text
+    assert "Results: removed 1, skipped 1, failed 0; took 3s." in text
+    assert "Freed 3.8 GB (predicted 3.5 GB, measured on the data-root filesystem)" in text
+
+
+def test_outcome_without_measurement() -> None:
+    outcome = Outcome(PLAN, (ActionOutcome(ACTIONS[1], Result.REMOVED),), T0, T0)
+    assert "measured: not available (data-root not local)" in outcome_text(outcome)
+
+
+def test_many_removals_list_only_the_rest() -> None:
+    removed = tuple(
+        ActionOutcome(
+            Action(Kind.CONTAINER, f"c{n}", f"job-{n}", "exited", 1, "", ""), Result.REMOVED
+        )
+        for n in range(30)
+    )
+    failed = ActionOutcome(ACTIONS[0], Result.FAILED, "engine answered 500")
+    text = outcome_text(Outcome(PLAN, (*removed, failed), T0, T0))
+    assert "job-3" not in text
+    assert "engine answered 500" in text
+    assert "... and 30 objects removed (not listed)" in text
+    assert "removed 30, skipped 0, failed 1" in text
+
+
+# -- history -----------------------------------------------------------------
+
+
+def test_history_lists_newest_first_and_draws_usage() -> None:
+    entries = [
+        AuditEntry(1, "h", T0, Kind.VOLUME, "v1", "old-vol", "r", 5000, Result.REMOVED, ""),
+        AuditEntry(2, "h", T0 + timedelta(hours=1), Kind.IMAGE, "i", "app:1", "r", 7, None, ""),
+    ]
+    samples = [
+        UsageSample("h", T0 + timedelta(hours=i), 100, 100 - used, 10, 5)
+        for i, used in enumerate((10, 50, 95))
+    ]
+    con = console()
+    render_history(con, entries, samples)
+    text = con.export_text()
+    assert text.index("app:1") < text.index("old-vol")
+    assert "unfinished" in text
+    assert "5.0 kB" in text
+    assert "▁▅█" in text
+    assert "now 95%, lowest 10%, highest 95%" in text
+
+
+def test_history_when_empty() -> None:
+    con = console()
+    render_history(con, [], [])
+    text = con.export_text()
+    assert "No removals recorded." in text
+    assert "No usage samples recorded." in text
+
+
+def test_long_histories_keep_their_peaks() -> None:
+    samples = [UsageSample("h", T0 + timedelta(minutes=i), 100, 80, 1, 1) for i in range(500)]
+    samples[250] = UsageSample("h", samples[250].at, 100, 1, 1, 1)
+    con = console()
+    render_history(con, [], samples)
+    spark = next(line for line in con.export_text().splitlines() if "now" in line)
+    assert spark.count("█") == 1
+    assert len(spark.split()[0]) == 60
+
+
+# -- pieces ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ratio", "style"), [(0.0, "green"), (0.749, "green"), (0.75, "yellow"), (0.9, "red")]
+)
+def test_gauge_colours(ratio: float, style: str) -> None:
+    assert level_style(ratio) == style
+    assert len(gauge(ratio, 10).plain) == 10
+
+
+def test_bar_shows_any_nonzero_amount() -> None:
+    assert bar(0.0, 10) == ""
+    assert bar(1e-9, 10) == "▏"
+    assert bar(1.0, 10) == "█" * 10
+    assert bar(0.55, 10) == "█████▌"
