@@ -109,7 +109,7 @@ def du(path: Path) -> int:
     """Bytes `path` and everything under it occupy on disk (0 when missing)."""
     if not path.exists():
         return 0
-    return scan_dir(path).bytes + _own_blocks(path)
+    return scan_dir(path, max_depth=0).bytes + _own_blocks(path)
 
 
 def _own_blocks(path: Path) -> int:
