@@ -3,7 +3,8 @@
 `sandbox` (session) starts one engine for the whole run through
 `scripts/sandbox-engine`; `disk_sandbox` (session, started only when a test asks for it)
 is a second one whose data-root is a 512 MB loop-mounted ext4 filesystem, for disk-full
-scenarios. Both are stopped at the end of the session, also after a failure or Ctrl-C.
+scenarios. Both are stopped at the end of the session, also after a failure, Ctrl-C or
+SIGTERM; a session killed outright leaves them behind, and the next session stops them.
 
 Tests use `engine` / `disk_engine`: the same engines, reset after each test (no
 containers, volumes, custom networks, build cache, or images but the base image), so
@@ -13,14 +14,20 @@ that no test sees another's objects. Every test in this directory is marked `eng
 
 from __future__ import annotations
 
+import fcntl
+import os
+import signal
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from helpers import Sandbox, reset_engine, start_sandbox, stop_sandbox
 
 HERE = Path(__file__).resolve().parent
+PREFIX = "bilge-sandbox-"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -29,14 +36,51 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.engine)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale_sandboxes() -> None:
+    """Stop sandboxes left behind by sessions that were killed outright (SIGKILL, OOM):
+    their directories carry the dead session's pid. Live sessions' ones are left alone."""
+    tmp = Path(tempfile.gettempdir())
+    locks = Path("/run/lock") if Path("/run/lock").is_dir() else tmp
+    with (locks / "bilge-sandbox-sweep.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for directory in sorted(tmp.glob(f"{PREFIX}*-*")):
+            pid = directory.name.removeprefix(PREFIX).split("-")[0]
+            if directory.is_dir() and pid.isdigit() and not _alive(int(pid)):
+                try:
+                    stop_sandbox(directory)
+                except RuntimeError as exc:
+                    warnings.warn(f"stale sandbox {directory}: {exc}", stacklevel=1)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _session_sandbox(disk: str | None) -> Iterator[Sandbox]:
+    _sweep_stale_sandboxes()
+    # A SIGTERM (CI timeout, `kill`) then tears the engines down like Ctrl-C does.
+    trapped = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if trapped:
+        signal.signal(signal.SIGTERM, _interrupt)
     # A fresh directory of our own under /tmp, not pytest's basetemp: pytest deletes old
     # basetemps, which must never happen to a directory with mounts in it.
-    directory = Path(tempfile.mkdtemp(prefix="bilge-sandbox-"))
+    directory = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     try:
         yield start_sandbox(directory, disk=disk)
     finally:
         stop_sandbox(directory)
+        if trapped and signal.getsignal(signal.SIGTERM) is _interrupt:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
