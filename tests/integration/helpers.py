@@ -35,6 +35,7 @@ SYSTEM_SOCKETS = frozenset({"unix:///var/run/docker.sock", "unix:///run/docker.s
 WRITE_FAILED = 97
 #: The largest `bytes` content `write`/`files` pass on a command line; use a size beyond.
 MAX_INLINE_BYTES = 32 * 1024
+DD_BLOCK = 1 << 16
 
 ContainerState = Literal["created", "exited", "running"]
 #: Files to write: path -> exact content, or a size in bytes of random data.
@@ -236,16 +237,29 @@ def _printf_literal(content: bytes) -> str:
     return f"'{body}'"
 
 
+def _dd_random(quoted_path: str, size: int) -> str:
+    """Commands writing `size` random bytes with dd: a full disk then fails with
+    "No space left on device", as it does for real programs."""
+    dd = "dd if=/dev/urandom status=none iflag=fullblock"
+    blocks, rest = divmod(size, DD_BLOCK)
+    cmds = [f": > {quoted_path}"]
+    if blocks:
+        cmds.append(f"{dd} of={quoted_path} bs={DD_BLOCK} count={blocks}")
+    if rest:
+        cmds.append(f"{dd} of={quoted_path} bs={rest} count=1 oflag=append conv=notrunc")
+    return " && ".join(cmds)
+
+
 def _write_script(files: Files) -> str:
-    """A busybox sh script writing `files` (absolute paths): random data with `head -c`
-    (like dd from /dev/urandom), exact bytes with printf."""
+    """A busybox sh script writing `files` (absolute paths): random data with dd from
+    /dev/urandom, exact bytes with printf."""
     lines = []
     for path, what in files.items():
         _check_path(path)
         quoted = shlex.quote(path)
         lines.append(f"mkdir -p $(dirname {quoted})")
         if isinstance(what, int):
-            lines.append(f"head -c {what} /dev/urandom > {quoted}")
+            lines.append(_dd_random(quoted, what))
         else:
             lines.append(f"printf {_printf_literal(what)} > {quoted}")
     return " && ".join(lines)

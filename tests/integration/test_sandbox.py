@@ -215,6 +215,14 @@ def test_disk_sandbox_has_its_own_small_filesystem(disk_engine: Sandbox) -> None
 
 def test_df_sees_writes(disk_engine: Sandbox) -> None:
     before = df(disk_engine)
-    run_container(disk_engine, volumes=["/data"], write={"/data/big": 32 << 20})
+    run_container(disk_engine, volumes=["/data"], write={"/data/big": (32 << 20) + 123})
     after = df(disk_engine)
-    assert (before.f_bfree - after.f_bfree) * after.f_frsize >= 30 << 20
+    assert (before.f_bfree - after.f_bfree) * after.f_frsize >= 32 << 20
+
+
+def test_a_full_disk_fails_writes_with_enospc(disk_engine: Sandbox) -> None:
+    st = df(disk_engine)
+    whole_disk = st.f_blocks * st.f_frsize
+    with pytest.raises(DockerError, match="No space left on device"):
+        run_container(disk_engine, volumes=["/data"], write={"/data/big": whole_disk})
+    assert df(disk_engine).f_bavail * st.f_frsize < 1 << 20
