@@ -114,6 +114,19 @@ def _translated(what: str) -> Iterator[None]:
         raise EngineError(f"{what}: unreadable answer from the engine ({exc})") from exc
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason, e.g. "No such file or directory", not the wrapper chain."""
+    while True:
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    for arg in exc.args:
+        if isinstance(arg, BaseException):
+            return _root_cause(arg)
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
 def _explanation(exc: docker.errors.APIError) -> str:
     text = str(exc.explanation or exc).strip()
     return text.splitlines()[0] if text else f"HTTP {exc.status_code}"
@@ -131,10 +144,16 @@ class DockerEngine:
     def __init__(self, host: str, *, timeout: int = TIMEOUT_SECONDS, pool_size: int = 16):
         self.host = host
         tls = _tls_from_env() if host.startswith(("tcp://", "https://")) else {}
-        with _translated(f"engine at {host}"):
+        try:
+            # version="auto" asks the engine for its API version right here.
             self._api = docker.APIClient(
                 base_url=host, version="auto", timeout=timeout, max_pool_size=pool_size, **tls
             )
+        except docker.errors.DockerException as exc:
+            raise EngineUnreachable(
+                f"cannot connect to the Docker engine at {host} ({_root_cause(exc)});"
+                " is it running? (set it with -H or DOCKER_HOST)"
+            ) from exc
 
     @property
     def api_version(self) -> str:
@@ -224,6 +243,9 @@ class DockerEngine:
             lambda: self._api.prune_builds(filters={"id": [record_id]}),
         )
         doc = _expect(dict, got, "prune build cache")
+        if record_id not in (doc.get("CachesDeleted") or []):
+            # BuildKit silently keeps a record that other records build on.
+            raise ObjectConflict(f"build cache {record_id}: still referenced by other records")
         return int(doc.get("SpaceReclaimed") or 0)
 
 

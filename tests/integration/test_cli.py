@@ -1,0 +1,130 @@
+"""The command line against the real engine: output, JSON schema, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bilge_cli import inventory, make_bilge
+from helpers import Sandbox, build_image, make_volume, run_container
+
+
+def clutter(sb: Sandbox) -> None:
+    run_container(sb, name="exited-job", volumes=["/out"], write={"/out/r": 65536})
+    run_container(sb, name="never-ran", state="created")
+    make_volume(sb, "old-cache", files={"c": 4096})
+    build_image(sb, "app:1", size=4096)
+    build_image(sb, "app:2", size=4096)
+    build_image(sb, "tool:1", size=4096, buildkit=True)
+    sb.docker("network", "create", "--internal", "unused-net")
+
+
+def test_status_plan_apply_history_tour(engine: Sandbox, tmp_path: Path) -> None:
+    clutter(engine)
+    bilge = make_bilge(engine, tmp_path)
+
+    status = bilge("status")
+    assert status.code == 0, status.err
+    assert "What fills the disk" in status.out and "Reclaimable under the policy" in status.out
+
+    plan = bilge("plan", "--explain")
+    assert plan.code == 0 and "exited-job" in plan.out and "named volume" in plan.out
+
+    applied = bilge("apply", "--yes", "--json")
+    assert applied.code == 0, applied.err
+    doc = applied.json()
+    assert doc["schema"] == 1 and doc["counts"]["failed"] == 0
+    assert doc["freed_bytes_measured"] is not None  # the data-root is local here
+    kinds = {a["kind"] for a in doc["actions"] if a["outcome"] == "removed"}
+    assert kinds == {"container", "volume", "image", "network", "build-cache"}
+
+    again = bilge("plan", "--json").json()
+    assert again["actions"] == []
+    assert bilge("history").code == 0
+
+
+def test_plan_json_has_the_documented_fields(engine: Sandbox, tmp_path: Path) -> None:
+    clutter(engine)
+    doc = make_bilge(engine, tmp_path)("plan", "--json").json()
+    assert doc["schema"] == 1
+    assert doc["total_bytes"] == sum(a["bytes"] for a in doc["actions"]) > 0
+    for action in doc["actions"]:
+        assert {"kind", "id", "name", "reason", "bytes"} <= set(action)
+
+
+def test_apply_without_yes_and_without_a_terminal_refuses(engine: Sandbox, tmp_path: Path) -> None:
+    clutter(engine)
+    before = inventory(engine)
+    result = make_bilge(engine, tmp_path)("apply", stdin="y\n")
+    assert result.code == 2 and "--yes" in result.err
+    assert inventory(engine) == before
+
+
+BAD_POLICIES = [
+    ("[containers\nexited_after = '1h'", "invalid TOML"),
+    ("[volumes]\nnamd = true", "volumes.namd"),
+    ("[images]\nunused_after = '7 days'", "images.unused_after"),
+    ("[build_cache]\nkeep_storage = 'lots'", "build_cache.keep_storage"),
+    ("[watch]\nhigh = '70%'\nlow = '80%'", "watch.low"),
+    ("[images]\nkeep_recent = -1", "images.keep_recent"),
+]
+
+
+@pytest.mark.parametrize(("policy", "key"), BAD_POLICIES)
+def test_bad_config_is_one_line_exit_2_and_nothing_removed(
+    engine: Sandbox, tmp_path: Path, policy: str, key: str
+) -> None:
+    clutter(engine)
+    before = inventory(engine)
+    bilge = make_bilge(engine, tmp_path, policy)
+    result = bilge("apply", "--yes")
+    assert result.code == 2
+    assert key in result.err and str(bilge.config) in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert inventory(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not JSON"),
+        ('{"schema": 1, "kind": "status"}', "plan"),
+        ('{"schema": 99, "kind": "plan"}', "schema"),
+        ("[]", "plan"),
+    ],
+)
+def test_a_corrupt_plan_file_is_refused_and_nothing_removed(
+    engine: Sandbox, tmp_path: Path, content: str, message: str
+) -> None:
+    clutter(engine)
+    before = inventory(engine)
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(content)
+    result = make_bilge(engine, tmp_path)("apply", "--yes", "--plan", str(plan_file))
+    assert result.code == 2 and message in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert inventory(engine) == before
+
+
+def test_a_plan_file_for_another_engine_is_refused(engine: Sandbox, tmp_path: Path) -> None:
+    clutter(engine)
+    bilge = make_bilge(engine, tmp_path)
+    plan_file = tmp_path / "plan.json"
+    bilge("plan", "--out", str(plan_file))
+    plan_file.write_text(plan_file.read_text().replace(engine.host, "unix:///elsewhere.sock"))
+    before = inventory(engine)
+    result = bilge("apply", "--yes", "--plan", str(plan_file))
+    assert result.code == 2 and "unix:///elsewhere.sock" in result.err
+    assert inventory(engine) == before
+
+
+def test_an_unreachable_engine_is_one_clear_line(engine: Sandbox, tmp_path: Path) -> None:
+    result = make_bilge(engine, tmp_path)("status", host=f"unix://{tmp_path}/nothing.sock")
+    assert result.code == 1
+    assert result.err.startswith("bilge: error:") and "connect" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_verbose_shows_the_traceback(engine: Sandbox, tmp_path: Path) -> None:
+    result = make_bilge(engine, tmp_path)("-v", "status", host=f"unix://{tmp_path}/no.sock")
+    assert result.code == 1 and "Traceback" in result.err
