@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -58,6 +59,7 @@ def collect(engine: Engine, now: datetime, *, read_data_root: bool = True) -> Sn
         networks = _parse_all(engine.networks(), "network", _network)
         df = df_future.result()
     images, layers = _images(images_raw, df, root)
+    containers = _resolve_networks(containers, networks)
     return Snapshot(
         taken_at=now,
         engine=EngineInfo(
@@ -152,8 +154,23 @@ def _mount(raw: JSONObject) -> Mount:
 
 
 def _network_ids(raw: JSONObject) -> tuple[str, ...]:
+    """Ids of the container's networks; names where the id is not known yet (a
+    container never started has no endpoint, so its NetworkID is empty)."""
     networks = (raw.get("NetworkSettings") or {}).get("Networks") or {}
-    return tuple(sorted(str(n.get("NetworkID") or "") for n in networks.values()))
+    return tuple(sorted(str(n.get("NetworkID") or name) for name, n in networks.items()))
+
+
+def _resolve_networks(
+    containers: tuple[Container, ...], networks: tuple[Network, ...]
+) -> tuple[Container, ...]:
+    """Replace network names in `Container.networks` by the networks' ids."""
+    by_name = {n.name: n.id for n in networks}
+    if not any(ref in by_name for c in containers for ref in c.networks):
+        return containers
+    return tuple(
+        replace(c, networks=tuple(sorted(by_name.get(ref, ref) for ref in c.networks)))
+        for c in containers
+    )
 
 
 def _images(
@@ -173,7 +190,7 @@ def _images(
         for layer in chain:
             if layer not in layers:
                 layers[layer] = (root.layer_bytes(layer) if root is not None else None) or 0
-        out.append(_with_layers(img, chain))
+        out.append(replace(img, layers=chain))
     return tuple(out), layers
 
 
@@ -188,20 +205,6 @@ def _image(raw: JSONObject) -> Image:
         labels=dict(raw.get("Labels") or {}),
         size=int(raw.get("Size") or 0),
         parent_id=str(raw.get("ParentId") or ""),
-    )
-
-
-def _with_layers(img: Image, chain: tuple[str, ...]) -> Image:
-    return Image(
-        id=img.id,
-        tags=img.tags,
-        digests=img.digests,
-        created=img.created,
-        labels=img.labels,
-        layers=chain,
-        size=img.size,
-        parent_id=img.parent_id,
-        last_used=img.last_used,
     )
 
 

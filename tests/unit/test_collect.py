@@ -134,3 +134,11 @@ def test_a_malformed_engine_answer_is_one_clear_error(mangle, message) -> None: 
     with pytest.raises(EngineError, match=message) as info:
         collect(engine, NOW)
     assert "\n" not in str(info.value)
+
+
+def test_a_never_started_container_still_claims_its_network_by_name() -> None:
+    engine = crowded()
+    engine.network_list.append({"Id": "n1", "Name": "busy", "Created": "2025-12-01T00:00:00Z"})
+    engine.container_list[0]["NetworkSettings"] = {"Networks": {"busy": {"NetworkID": ""}}}
+    (c,) = collect(engine, NOW).containers
+    assert c.networks == ("n1",)
