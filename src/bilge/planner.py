@@ -369,7 +369,7 @@ def _decide_network(n: Network, users: Sequence[str], policy: Policy, now: datet
     if n.builtin:
         return _keep("built-in network")
     if n.endpoints > 0:
-        return _keep(f"in use ({n.endpoints} endpoints)")
+        return _keep(f"in use ({n.endpoints} endpoint{'s' if n.endpoints > 1 else ''})")
     if users:
         return _keep(f"in use by container {_names(users)}")
     if policy.keep_label in n.labels:

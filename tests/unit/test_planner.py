@@ -495,6 +495,12 @@ CASES: list[tuple[str, Snapshot, Policy, Expected]] = [
         {(N, "front-id"): (KEEP_, "unused network, created 3h ago, too young (unused_after 1d)")},
     ),
     (
+        "network with an endpoint",
+        snapshot(networks=[network("front", endpoints=1)]),
+        DEFAULT,
+        {(N, "front-id"): (KEEP_, "in use (1 endpoint)")},
+    ),
+    (
         "network with endpoints",
         snapshot(networks=[network("front", endpoints=2)]),
         DEFAULT,

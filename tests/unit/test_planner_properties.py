@@ -1,0 +1,192 @@
+"""The safety rules as properties: no snapshot and no policy ever make the planner break them.
+
+Each property re-derives its rule from the snapshot alone, not from the
+planner's own bookkeeping, so that a planner that forgets a rule fails here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+
+from hypothesis import HealthCheck, given, settings
+from snapshots import NOW, policies, snapshots
+
+from bilge.model import Kind, Plan, Snapshot
+from bilge.planner import plan
+from bilge.policy import Policy
+
+Property = Callable[[Snapshot, Policy, Plan], None]
+
+
+def removed(p: Plan, kind: Kind) -> set[str]:
+    return {a.id for a in p.actions if a.kind is kind}
+
+
+def surviving_containers(snap: Snapshot, p: Plan) -> list[str]:
+    gone = removed(p, Kind.CONTAINER)
+    return [c.id for c in snap.containers if c.id not in gone]
+
+
+def no_active_container_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    active = {c.id for c in snap.containers if c.active}
+    assert not active & removed(p, Kind.CONTAINER)
+
+
+def no_keep_labelled_object_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    label = policy.keep_label
+    labelled = {
+        *((Kind.CONTAINER, c.id) for c in snap.containers if label in c.labels),
+        *((Kind.VOLUME, v.name) for v in snap.volumes if label in v.labels),
+        *((Kind.IMAGE, i.id) for i in snap.images if label in i.labels),
+        *((Kind.NETWORK, n.id) for n in snap.networks if label in n.labels),
+    }
+    assert not labelled & {(a.kind, a.id) for a in p.actions}
+
+
+def no_builtin_network_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    builtin = {n.id for n in snap.networks if n.builtin}
+    assert not builtin & removed(p, Kind.NETWORK)
+
+
+def no_network_in_use_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    survivors = set(surviving_containers(snap, p))
+    used = {n for c in snap.containers if c.id in survivors for n in c.networks}
+    used |= {n.id for n in snap.networks if n.endpoints > 0}
+    assert not used & removed(p, Kind.NETWORK)
+
+
+def no_cache_record_in_use_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    in_use = {r.id for r in snap.build_cache if r.in_use}
+    assert not in_use & removed(p, Kind.BUILD_CACHE)
+
+
+def no_volume_mounted_by_a_surviving_container_is_removed(
+    snap: Snapshot, policy: Policy, p: Plan
+) -> None:
+    survivors = set(surviving_containers(snap, p))
+    mounted = {v for c in snap.containers if c.id in survivors for v in c.volume_names}
+    assert not mounted & removed(p, Kind.VOLUME)
+
+
+def no_named_volume_is_removed_unless_opted_in(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    if not policy.volumes.named:
+        named = {v.name for v in snap.volumes if not v.anonymous}
+        assert not named & removed(p, Kind.VOLUME)
+
+
+def no_anonymous_volume_holding_data_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    data = {v.name for v in snap.volumes if v.anonymous and v.contents.holds_data}
+    assert not data & removed(p, Kind.VOLUME)
+
+
+def no_named_volume_holding_data_is_removed_while_protected(
+    snap: Snapshot, policy: Policy, p: Plan
+) -> None:
+    if policy.volumes.protect_data:
+        data = {v.name for v in snap.volumes if not v.anonymous and v.contents.holds_data}
+        assert not data & removed(p, Kind.VOLUME)
+
+
+def no_container_owning_anonymous_data_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    data = {v.name for v in snap.volumes if v.anonymous and v.contents.holds_data}
+    owners = {c.id for c in snap.containers if data & set(c.volume_names)}
+    assert not owners & removed(p, Kind.CONTAINER)
+
+
+def no_image_used_by_a_surviving_container_is_removed(
+    snap: Snapshot, policy: Policy, p: Plan
+) -> None:
+    survivors = set(surviving_containers(snap, p))
+    used = {c.image_id for c in snap.containers if c.id in survivors}
+    assert not used & removed(p, Kind.IMAGE)
+
+
+def no_parent_of_a_kept_image_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    gone = removed(p, Kind.IMAGE)
+    parents = {i.parent_id for i in snap.images if i.id not in gone}
+    assert not parents & gone
+
+
+def no_object_the_user_named_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    def named(name: str, patterns: tuple[str, ...]) -> bool:
+        return any(fnmatchcase(name, pattern) for pattern in patterns)
+
+    kept_names = {
+        *(
+            (Kind.CONTAINER, c.id)
+            for c in snap.containers
+            if named(c.name, policy.containers.keep_names)
+        ),
+        *((Kind.VOLUME, v.name) for v in snap.volumes if named(v.name, policy.volumes.keep_names)),
+        *(
+            (Kind.IMAGE, i.id)
+            for i in snap.images
+            if any(named(t, policy.images.keep) for t in i.tags)
+        ),
+    }
+    assert not kept_names & {(a.kind, a.id) for a in p.actions}
+
+
+def every_object_appears_exactly_once(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    seen = Counter([(a.kind, a.id) for a in p.actions] + [(k.kind, k.id) for k in p.kept])
+    assert set(seen) == set(snap.fingerprints())
+    assert set(seen.values()) <= {1}
+
+
+def action_ids_are_unique_per_kind(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    keys = [(a.kind, a.id) for a in p.actions]
+    assert len(keys) == len(set(keys))
+
+
+def actions_are_ordered_by_kind_then_id(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    order = list(Kind)
+    keys = [(order.index(a.kind), a.id) for a in p.actions]
+    assert keys == sorted(keys)
+
+
+def image_bytes_are_the_layers_only_removed_images_have(
+    snap: Snapshot, policy: Policy, p: Plan
+) -> None:
+    gone = removed(p, Kind.IMAGE)
+    freed = {layer for i in snap.images if i.id in gone for layer in i.layers}
+    freed -= {layer for i in snap.images if i.id not in gone for layer in i.layers}
+    expected = sum(snap.layers.get(layer, 0) for layer in freed)
+    assert sum(a.bytes for a in p.actions if a.kind is Kind.IMAGE) == expected
+
+
+def total_bytes_is_the_sum_of_the_actions(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    assert p.total_bytes == sum(a.bytes for a in p.actions)
+    assert all(a.bytes >= 0 for a in p.actions)
+
+
+PROPERTIES: list[Property] = [
+    no_active_container_is_removed,
+    no_keep_labelled_object_is_removed,
+    no_builtin_network_is_removed,
+    no_network_in_use_is_removed,
+    no_cache_record_in_use_is_removed,
+    no_volume_mounted_by_a_surviving_container_is_removed,
+    no_named_volume_is_removed_unless_opted_in,
+    no_anonymous_volume_holding_data_is_removed,
+    no_named_volume_holding_data_is_removed_while_protected,
+    no_container_owning_anonymous_data_is_removed,
+    no_image_used_by_a_surviving_container_is_removed,
+    no_parent_of_a_kept_image_is_removed,
+    no_object_the_user_named_is_removed,
+    every_object_appears_exactly_once,
+    action_ids_are_unique_per_kind,
+    actions_are_ordered_by_kind_then_id,
+    image_bytes_are_the_layers_only_removed_images_have,
+    total_bytes_is_the_sum_of_the_actions,
+]
+
+
+# One run checks them all: drawing a snapshot costs far more than planning it.
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snap=snapshots(), policy=policies())
+def test_plan_keeps_the_safety_rules(snap: Snapshot, policy: Policy) -> None:
+    p = plan(snap, policy, NOW)
+    for prop in PROPERTIES:
+        prop(snap, policy, p)
