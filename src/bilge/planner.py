@@ -211,7 +211,7 @@ def _anonymous_volume(
     # Rule 4 holds whatever protect_data says: nobody chose to keep this data
     # under a name, so it is the easiest to lose by accident.
     if v.contents.holds_data:
-        return _keep(f"holds database data: {_data_of(v)}")
+        return _keep(_holds_data(v))
     if gone:
         return _remove(f"anonymous volume of removed container {_names(gone)}")
     return _by_creation(v, "unreferenced anonymous volume", limits.anonymous_after, now)
@@ -223,7 +223,7 @@ def _named_volume(
     if not limits.named:
         return _keep("named volume (volumes.named = false)")
     if limits.protect_data and v.contents.holds_data:
-        return _keep(f"holds database data: {_data_of(v)}")
+        return _keep(_holds_data(v))
     what = f"named volume of removed container {_names(gone)}" if gone else "unused named volume"
     return _by_creation(v, what, limits.named_after, now)
 
@@ -238,6 +238,12 @@ def _by_creation(v: Volume, what: str, limit: timedelta, now: datetime) -> _Deci
 
 def _data_of(v: Volume) -> str:
     return ", ".join(v.contents.data_markers) or "contents not visible"
+
+
+def _holds_data(v: Volume) -> str:
+    # Without markers bilge did not see the data, only that it cannot rule it out.
+    holds = "holds" if v.contents.data_markers else "may hold"
+    return f"{holds} database data: {_data_of(v)}"
 
 
 # --- images -----------------------------------------------------------------

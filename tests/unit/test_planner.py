@@ -226,7 +226,7 @@ CASES: list[tuple[str, Snapshot, Policy, Expected]] = [
         "invisible anonymous volume the engine reports non-empty",
         snapshot(volumes=[volume(ANON, anonymous=True, visible=False, bytes=10**9)]),
         DEFAULT,
-        {(V, ANON): (KEEP_, "holds database data: contents not visible")},
+        {(V, ANON): (KEEP_, "may hold database data: contents not visible")},
     ),
     (
         "invisible anonymous volume the engine reports empty",
@@ -292,13 +292,13 @@ CASES: list[tuple[str, Snapshot, Policy, Expected]] = [
         "invisible named volume the engine reports non-empty",
         snapshot(volumes=[volume("blob", visible=False, bytes=5)]),
         NAMED,
-        {(V, "blob"): (KEEP_, "holds database data: contents not visible")},
+        {(V, "blob"): (KEEP_, "may hold database data: contents not visible")},
     ),
     (
         "invisible named volume with no size from the engine",
         snapshot(volumes=[volume("blob", visible=False, bytes=None)]),
         NAMED,
-        {(V, "blob"): (KEEP_, "holds database data: contents not visible")},
+        {(V, "blob"): (KEEP_, "may hold database data: contents not visible")},
     ),
     (
         "invisible named volume the engine reports empty",
