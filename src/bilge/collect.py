@@ -281,6 +281,7 @@ def _cache_record(raw: JSONObject) -> BuildCacheRecord:
         created=_required_time(raw["CreatedAt"]),
         last_used=parse_time(raw.get("LastUsedAt")),
         usage_count=int(raw.get("UsageCount") or 0),
+        parent=str(raw.get("Parent") or ""),
     )
 
 

@@ -147,6 +147,8 @@ class BuildCacheRecord:
     created: datetime
     last_used: datetime | None
     usage_count: int = 0
+    #: The record it builds on; BuildKit keeps a record while others build on it.
+    parent: str = ""
 
     def fingerprint(self) -> str:
         return _digest(self.in_use, self.shared, self.last_used, self.usage_count)

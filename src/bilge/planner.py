@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
+from typing import TypeVar
 
 from bilge.model import (
     Action,
@@ -37,6 +38,8 @@ from bilge.model import (
 )
 from bilge.policy import BuildCachePolicy, ImagesPolicy, Policy, VolumesPolicy
 from bilge.units import duration_text, format_duration, size_text
+
+T = TypeVar("T")
 
 #: What apply re-checks just before each deletion, in words for the plan's reader.
 PRECONDITIONS: Mapping[Kind, str] = {
@@ -83,7 +86,7 @@ def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     Every container, volume, image, network and build-cache record of the
     snapshot ends up exactly once in the plan: as an `Action` (removed) or as a
     `Kept` with the reason it stays. Actions are ordered by kind, in the order
-    apply removes them, then by id.
+    apply removes them, then by id (images and build cache: children first).
     """
     volumes = {v.name: v for v in snapshot.volumes}
     decisions = {c.id: _decide_container(c, volumes, policy, now) for c in snapshot.containers}
@@ -252,7 +255,9 @@ def _holds_data(v: Volume) -> str:
 def _images(
     snapshot: Snapshot, policy: Policy, now: datetime, survivors: Sequence[Container]
 ) -> _Decided:
-    images = sorted(snapshot.images, key=lambda i: i.id)
+    # Children before parents: the engine refuses to remove an image (or BuildKit
+    # a cache record) that another one still builds on.
+    images = _children_first(snapshot.images, lambda i: i.id, lambda i: i.parent_id)
     users = _users(survivors, lambda c: (c.image_id,))
     recent = _newest_per_repository(images, policy.images.keep_recent)
     decisions = {
@@ -391,16 +396,42 @@ def _decide_network(n: Network, users: Sequence[str], policy: Policy, now: datet
 def _build_cache(
     records: Iterable[BuildCacheRecord], limits: BuildCachePolicy, now: datetime
 ) -> _Decided:
-    ordered = sorted(records, key=lambda r: r.id)
+    ordered = _children_first(records, lambda r: r.id, lambda r: r.parent)
     decisions = {r.id: _decide_cache_age(r, limits, now) for r in ordered}
     _enforce_keep_storage(ordered, decisions, limits.keep_storage, now)
+    _keep_cache_parents(ordered, decisions)
     return [
         (
-            _Subject(Kind.BUILD_CACHE, r.id, r.description or r.id[:12], r.size, r.fingerprint()),
+            _Subject(
+                Kind.BUILD_CACHE,
+                r.id,
+                r.description or r.id[:12],
+                _cache_bytes(r),
+                r.fingerprint(),
+            ),
             decisions[r.id],
         )
         for r in ordered
     ]
+
+
+def _cache_bytes(r: BuildCacheRecord) -> int:
+    # A shared record's data is also an image's layer: pruning it frees nothing
+    # while that image exists (docker system df leaves it out of the size, too).
+    return 0 if r.shared else r.size
+
+
+def _keep_cache_parents(
+    records: Sequence[BuildCacheRecord], decisions: dict[str, _Decision]
+) -> None:
+    """Keep every record a kept record builds on: BuildKit would not prune it."""
+    by_id = {r.id: r for r in records}
+    for record in records:
+        child, parent = record, by_id.get(record.parent)
+        while parent is not None and not decisions[child.id].remove and decisions[parent.id].remove:
+            reason = f"a kept build cache record builds on it ({child.id[:12]})"
+            decisions[parent.id] = _keep(reason)
+            child, parent = parent, by_id.get(parent.parent)
 
 
 def _decide_cache_age(r: BuildCacheRecord, limits: BuildCachePolicy, now: datetime) -> _Decision:
@@ -422,7 +453,7 @@ def _enforce_keep_storage(
 ) -> None:
     """Remove least recently used records until what stays fits in `keep_storage`."""
     # Records in use count towards the total (they take the space) but cannot go.
-    total = sum(r.size for r in records if not decisions[r.id].remove)
+    total = sum(_cache_bytes(r) for r in records if not decisions[r.id].remove)
     candidates = sorted(
         (r for r in records if not decisions[r.id].remove and not r.in_use),
         key=lambda r: (r.last_used or r.created, r.created, r.id),
@@ -433,10 +464,27 @@ def _enforce_keep_storage(
         age = _ago(now - (r.last_used or r.created))
         reason = f"build cache over keep_storage {size_text(keep_storage)}, oldest first"
         decisions[r.id] = _remove(f"{reason} (used {age})")
-        total -= r.size
+        total -= _cache_bytes(r)
 
 
 # --- shared -----------------------------------------------------------------
+
+
+def _children_first(
+    items: Iterable[T], key: Callable[[T], str], parent: Callable[[T], str]
+) -> list[T]:
+    """Items ordered so that each comes before its parent; ties by id."""
+    by_id = {key(i): i for i in items}
+    depth: dict[str, int] = {}
+
+    def depth_of(ident: str) -> int:
+        if ident not in depth:
+            depth[ident] = 0  # guards against a cycle in bad data
+            up = parent(by_id[ident])
+            depth[ident] = depth_of(up) + 1 if up in by_id else 0
+        return depth[ident]
+
+    return sorted(by_id.values(), key=lambda i: (-depth_of(key(i)), key(i)))
 
 
 def _protected(

@@ -166,16 +166,19 @@ def cache(
     created: datetime | None = None,
     last_used: datetime | None = None,
     in_use: bool = False,
+    shared: bool = False,
+    parent: str = "",
 ) -> BuildCacheRecord:
     return BuildCacheRecord(
         id=id,
         type="regular",
         description=f"step {id}",
         in_use=in_use,
-        shared=False,
+        shared=shared,
         size=size,
         created=created or ago(days=30),
         last_used=last_used,
+        parent=parent,
     )
 
 
@@ -316,6 +319,7 @@ def _containers(
 
 @st.composite
 def _build_cache(draw: st.DrawFn) -> list[BuildCacheRecord]:
+    count = draw(st.integers(min_value=0, max_value=6))
     return [
         cache(
             f"cache{n}",
@@ -323,8 +327,11 @@ def _build_cache(draw: st.DrawFn) -> list[BuildCacheRecord]:
             created=draw(times),
             last_used=draw(st.none() | times),
             in_use=draw(st.booleans()),
+            shared=draw(st.booleans()),
+            # a chain or tree of records, each building on an earlier one
+            parent=draw(st.sampled_from(["", *(f"cache{p}" for p in range(n))])),
         )
-        for n in range(draw(st.integers(min_value=0, max_value=6)))
+        for n in range(count)
     ]
 
 

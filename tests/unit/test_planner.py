@@ -750,6 +750,14 @@ def test_planner_imports_nothing_that_does_io() -> None:
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    pure = {"__future__", "collections", "collections.abc", "dataclasses", "datetime", "fnmatch"}
+    pure = {
+        "__future__",
+        "collections",
+        "collections.abc",
+        "dataclasses",
+        "datetime",
+        "fnmatch",
+        "typing",
+    }
     assert imported <= pure | {"bilge.model", "bilge.policy", "bilge.units"}
     assert ".now(" not in inspect.getsource(bilge.planner)

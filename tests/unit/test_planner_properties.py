@@ -57,6 +57,20 @@ def no_network_in_use_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> Non
     assert not used & removed(p, Kind.NETWORK)
 
 
+def no_cache_record_a_kept_one_builds_on_is_removed(
+    snap: Snapshot, policy: Policy, p: Plan
+) -> None:
+    removed = {a.id for a in p.actions if a.kind is Kind.BUILD_CACHE}
+    for r in snap.build_cache:
+        if r.id not in removed:
+            assert r.parent not in removed, f"{r.parent} removed under kept {r.id}"
+
+
+def shared_cache_records_free_nothing(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    shared = {r.id for r in snap.build_cache if r.shared}
+    assert all(a.bytes == 0 for a in p.actions if a.id in shared)
+
+
 def no_cache_record_in_use_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
     in_use = {r.id for r in snap.build_cache if r.in_use}
     assert not in_use & removed(p, Kind.BUILD_CACHE)
@@ -140,10 +154,18 @@ def action_ids_are_unique_per_kind(snap: Snapshot, policy: Policy, p: Plan) -> N
     assert len(keys) == len(set(keys))
 
 
-def actions_are_ordered_by_kind_then_id(snap: Snapshot, policy: Policy, p: Plan) -> None:
+def actions_are_ordered_by_kind_then_children_first(
+    snap: Snapshot, policy: Policy, p: Plan
+) -> None:
     order = list(Kind)
-    keys = [(order.index(a.kind), a.id) for a in p.actions]
-    assert keys == sorted(keys)
+    kinds = [order.index(a.kind) for a in p.actions]
+    assert kinds == sorted(kinds)
+    position = {(a.kind, a.id): n for n, a in enumerate(p.actions)}
+    parents = [(Kind.IMAGE, i.id, i.parent_id) for i in snap.images]
+    parents += [(Kind.BUILD_CACHE, r.id, r.parent) for r in snap.build_cache]
+    for kind, child, parent in parents:
+        if (kind, child) in position and (kind, parent) in position:
+            assert position[(kind, child)] < position[(kind, parent)]
 
 
 def image_bytes_are_the_layers_only_removed_images_have(
@@ -167,6 +189,8 @@ PROPERTIES: list[Property] = [
     no_builtin_network_is_removed,
     no_network_in_use_is_removed,
     no_cache_record_in_use_is_removed,
+    no_cache_record_a_kept_one_builds_on_is_removed,
+    shared_cache_records_free_nothing,
     no_volume_mounted_by_a_surviving_container_is_removed,
     no_named_volume_is_removed_unless_opted_in,
     no_anonymous_volume_holding_data_is_removed,
@@ -177,7 +201,7 @@ PROPERTIES: list[Property] = [
     no_object_the_user_named_is_removed,
     every_object_appears_exactly_once,
     action_ids_are_unique_per_kind,
-    actions_are_ordered_by_kind_then_id,
+    actions_are_ordered_by_kind_then_children_first,
     image_bytes_are_the_layers_only_removed_images_have,
     total_bytes_is_the_sum_of_the_actions,
 ]
