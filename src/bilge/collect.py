@@ -190,6 +190,10 @@ def _images(
         for layer in chain:
             if layer not in layers:
                 layers[layer] = (root.layer_bytes(layer) if root is not None else None) or 0
+        if root is not None:
+            # The image's own config and metadata go with it, as if a layer of its own.
+            chain = (*chain, f"meta:{img.id}")
+            layers[chain[-1]] = root.image_meta_bytes(img.id)
         out.append(replace(img, layers=chain))
     return tuple(out), layers
 

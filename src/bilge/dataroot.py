@@ -59,7 +59,11 @@ class DataRoot:
         if not mount_id:
             return None
         layer_dir = self.path / self.driver / mount_id
-        return du(layer_dir) + du(layer_dir.with_name(mount_id + "-init"))
+        return (
+            du(layer_dir)
+            + du(layer_dir.with_name(mount_id + "-init"))
+            + du(self._layerdb / "mounts" / container_id)
+        )
 
     def image_layers(self, image_id: str) -> tuple[str, ...] | None:
         """Chain ids of the image's layers, bottom first."""
@@ -73,13 +77,22 @@ class DataRoot:
         return chain_ids(diff_ids)
 
     def layer_bytes(self, chain_id: str) -> int | None:
-        """Disk usage of one layer: its directory in the driver's folder."""
+        """Disk usage of one layer: its directory in the driver's folder and its
+        record in the layer database."""
         ldir = self._layerdb / "sha256" / chain_id.removeprefix("sha256:")
         cache_id = _read_text(ldir / "cache-id")
         if cache_id and (self.path / self.driver / cache_id).is_dir():
-            return du(self.path / self.driver / cache_id)
+            return du(self.path / self.driver / cache_id) + du(ldir)
         size = _read_text(ldir / "size")
         return int(size) if size and size.isdigit() else None
+
+    def image_meta_bytes(self, image_id: str) -> int:
+        """Disk usage of the image's own records: its config and metadata."""
+        hex_id = image_id.removeprefix("sha256:")
+        imagedb = self.path / "image" / self.driver / "imagedb"
+        return du(imagedb / "content" / "sha256" / hex_id) + du(
+            imagedb / "metadata" / "sha256" / hex_id
+        )
 
     def volume_dir(self, name: str) -> Path:
         return self.path / "volumes" / name
