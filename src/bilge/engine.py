@@ -244,8 +244,8 @@ class DockerEngine:
         )
         doc = _expect(dict, got, "prune build cache")
         if record_id not in (doc.get("CachesDeleted") or []):
-            # BuildKit silently keeps a record that other records build on.
-            raise ObjectConflict(f"build cache {record_id}: still referenced by other records")
+            # BuildKit silently keeps a record that an image or another record uses.
+            raise ObjectConflict(f"build cache {record_id[:12]}: still used by an image or record")
         return int(doc.get("SpaceReclaimed") or 0)
 
 

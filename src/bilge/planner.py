@@ -416,8 +416,9 @@ def _build_cache(
 
 
 def _cache_bytes(r: BuildCacheRecord) -> int:
-    # A shared record's data is also an image's layer: pruning it frees nothing
-    # while that image exists (docker system df leaves it out of the size, too).
+    # A shared record's data is also an image's layer, counted with that image:
+    # BuildKit prunes it only once the image is gone (apply removes images
+    # first), and refuses while a kept image holds it: apply then skips it.
     return 0 if r.shared else r.size
 
 

@@ -62,7 +62,12 @@ def usage_by_kind(snapshot: Snapshot, plan: Plan | None) -> tuple[KindUsage, ...
         (CONTAINERS, len(snapshot.containers), sum(c.size_rw for c in snapshot.containers)),
         (LOGS, sum(1 for c in snapshot.containers if c.log_bytes), _log_bytes(snapshot)),
         (VOLUMES, len(snapshot.volumes), sum(v.contents.bytes or 0 for v in snapshot.volumes)),
-        (BUILD_CACHE, len(snapshot.build_cache), sum(b.size for b in snapshot.build_cache)),
+        # Shared records are image layers, counted under images already (as docker does).
+        (
+            BUILD_CACHE,
+            len(snapshot.build_cache),
+            sum(b.size for b in snapshot.build_cache if not b.shared),
+        ),
     )
     return tuple(
         KindUsage(name, count, size, *reclaim.get(name, (0, 0))) for name, count, size in rows
@@ -110,7 +115,8 @@ def _sized_objects(snapshot: Snapshot) -> Iterator[SizedObject]:
     for v in snapshot.volumes:
         yield SizedObject("volume", v.name, v.contents.bytes or 0)
     for b in snapshot.build_cache:
-        yield SizedObject("build cache", b.description or b.id, b.size)
+        if not b.shared:
+            yield SizedObject("build cache", b.description or b.id, b.size)
 
 
 def _log_bytes(snapshot: Snapshot) -> int:

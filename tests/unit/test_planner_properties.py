@@ -67,6 +67,7 @@ def no_cache_record_a_kept_one_builds_on_is_removed(
 
 
 def shared_cache_records_free_nothing(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    # their data is an image's layer, counted with the image
     shared = {r.id for r in snap.build_cache if r.shared}
     assert all(a.bytes == 0 for a in p.actions if a.id in shared)
 
