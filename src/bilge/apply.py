@@ -10,6 +10,7 @@ log before it is attempted; if that write fails, the removal is not tried.
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -86,9 +87,23 @@ def _measure(data_root: str | None, before: Filesystem | None) -> int | None:
     if data_root is None or before is None:
         return None
     # ext4 returns freed blocks to statvfs only once the journal commits.
-    os.sync()
+    _sync_filesystem(data_root)
     after = statvfs(data_root)
     return None if after is None else after.free_bytes - before.free_bytes
+
+
+def _sync_filesystem(path: str) -> None:
+    """Commit the filesystem holding `path` (syncfs), not every disk (sync)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
 
 
 def refuse_stale(plan: Plan, fresh: Snapshot) -> tuple[ActionOutcome, ...]:
@@ -163,7 +178,7 @@ class _Remover:
         self.engine.remove_container(action.id)
 
     def _volume(self, action: Action) -> None:
-        self.engine.inspect_volume(action.id)
+        # No inspect first: a vanished volume answers the removal with 404 (a skip).
         users = self.engine.containers_using(volume=action.id)
         if users:
             raise Skip(f"now mounted by container {users[0][:12]}")
