@@ -26,6 +26,9 @@ from bilge.report import terminal
 from bilge.state import default_state_dir
 from bilge.units import format_size
 
+#: A command's exit code, and its JSON document when --json asked for one.
+Handled = tuple[int, dict[str, object] | None]
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -76,7 +79,12 @@ def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     s = argparse.SUPPRESS  # so a value given before the command is not reset after it
     common.add_argument(
-        "-H", "--host", default=s, metavar="URL", help="engine address (default: like docker)"
+        "-H",
+        "--host",
+        action="append",
+        default=s,
+        metavar="URL",
+        help="engine address, like docker's; repeat for several hosts",
     )
     common.add_argument("-c", "--config", type=Path, default=s, metavar="FILE", help="policy file")
     common.add_argument("--state-dir", type=Path, default=s, metavar="DIR", help="state store dir")
@@ -125,49 +133,58 @@ def _fail(message: str, verbose: bool) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
-        handler: Callable[[commands.Context, argparse.Namespace], int] = HANDLERS[args.command]
-        return handler(ctx, args)
-    finally:
-        ctx.close()
-
-
-def _context(args: argparse.Namespace) -> commands.Context:
-    config = find_config(getattr(args, "config", None))
-    return commands.Context(
-        host=resolve_host(getattr(args, "host", None)),
-        policy=load_policy(config),
-        state_dir=getattr(args, "state_dir", None) or default_state_dir(),
-    )
+    hosts: list[str] = getattr(args, "host", None) or [resolve_host(None)]
+    if args.command == "history":
+        hosts = hosts[:1]  # the state store holds every host's history
+    if len(hosts) > 1 and (getattr(args, "plan", None) or getattr(args, "out", None)):
+        raise UsageError("a plan file belongs to one engine: give a single -H with --plan/--out")
+    policy = load_policy(find_config(getattr(args, "config", None)))
+    handler = HANDLERS[args.command]
+    codes: list[int] = []
+    docs: list[dict[str, object]] = []
+    for host in hosts:
+        if len(hosts) > 1 and not args.json:
+            _out().rule(host)
+        ctx = commands.Context(
+            host=host,
+            policy=policy,
+            state_dir=getattr(args, "state_dir", None) or default_state_dir(),
+        )
+        try:
+            code, doc = handler(ctx, args)
+        finally:
+            ctx.close()
+        codes.append(code)
+        if doc is not None:
+            docs.append(doc)
+    if args.json:
+        many = {"schema": jsonreport.SCHEMA, "kind": "hosts", "results": docs}
+        print(jsonreport.dumps(docs[0] if len(docs) == 1 else many))
+    return max(codes)
 
 
 def _out() -> Console:
     return Console(highlight=False)
 
 
-def _status(ctx: commands.Context, args: argparse.Namespace) -> int:
+def _status(ctx: commands.Context, args: argparse.Namespace) -> Handled:
     result = commands.status(ctx)
     if args.json:
-        print(jsonreport.dumps(jsonreport.status_json(result.snapshot, result.plan)))
-    else:
-        terminal.render_status(_out(), result.snapshot, result.plan)
-    return EXIT_OK
+        return EXIT_OK, jsonreport.status_json(result.snapshot, result.plan)
+    terminal.render_status(_out(), result.snapshot, result.plan)
+    return EXIT_OK, None
 
 
-def _plan(ctx: commands.Context, args: argparse.Namespace) -> int:
+def _plan(ctx: commands.Context, args: argparse.Namespace) -> Handled:
     the_plan = commands.status(ctx).plan
     if args.out is not None:
         _save_plan(the_plan, args.out)
     if args.json:
-        print(jsonreport.dumps(jsonreport.plan_json(the_plan)))
-    else:
-        terminal.render_plan(_out(), the_plan, explain=args.explain)
-        if args.out is not None:
-            _out().print(
-                f"Plan saved to {args.out}; apply it with `bilge apply --plan {args.out}`."
-            )
-    return EXIT_OK
+        return EXIT_OK, jsonreport.plan_json(the_plan)
+    terminal.render_plan(_out(), the_plan, explain=args.explain)
+    if args.out is not None:
+        _out().print(f"Plan saved to {args.out}; apply it with `bilge apply --plan {args.out}`.")
+    return EXIT_OK, None
 
 
 def _save_plan(the_plan: Plan, path: Path) -> None:
@@ -177,7 +194,7 @@ def _save_plan(the_plan: Plan, path: Path) -> None:
         raise UsageError(f"cannot write plan to {path}: {exc.strerror or exc}") from exc
 
 
-def _apply(ctx: commands.Context, args: argparse.Namespace) -> int:
+def _apply(ctx: commands.Context, args: argparse.Namespace) -> Handled:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     if args.plan is not None:
@@ -202,12 +219,12 @@ def _apply(ctx: commands.Context, args: argparse.Namespace) -> int:
     return _show_outcome(args, outcome)
 
 
-def _show_outcome(args: argparse.Namespace, outcome: Outcome) -> int:
+def _show_outcome(args: argparse.Namespace, outcome: Outcome) -> Handled:
+    code = EXIT_SOME_FAILED if outcome.count(Result.FAILED) else EXIT_OK
     if args.json:
-        print(jsonreport.dumps(jsonreport.outcome_json(outcome)))
-    else:
-        terminal.render_outcome(_out(), outcome)
-    return EXIT_SOME_FAILED if outcome.count(Result.FAILED) else EXIT_OK
+        return code, jsonreport.outcome_json(outcome)
+    terminal.render_outcome(_out(), outcome)
+    return code, None
 
 
 def _confirm(the_plan: Plan, *, quiet: bool) -> None:
@@ -257,16 +274,15 @@ class _progress:
             self._bar.update(self._task, advance=1, last=outcome.action.name[:40])
 
 
-def _history(ctx: commands.Context, args: argparse.Namespace) -> int:
+def _history(ctx: commands.Context, args: argparse.Namespace) -> Handled:
     result = commands.history(ctx, args.limit)
     if args.json:
-        print(jsonreport.dumps(jsonreport.history_json(result.entries, result.samples)))
-    else:
-        terminal.render_history(_out(), result.entries, result.samples)
-    return EXIT_OK
+        return EXIT_OK, jsonreport.history_json(result.entries, result.samples)
+    terminal.render_history(_out(), result.entries, result.samples)
+    return EXIT_OK, None
 
 
-HANDLERS: dict[str, Callable[[commands.Context, argparse.Namespace], int]] = {
+HANDLERS: dict[str, Callable[[commands.Context, argparse.Namespace], Handled]] = {
     "status": _status,
     "plan": _plan,
     "apply": _apply,

@@ -128,3 +128,16 @@ def test_an_unreachable_engine_is_one_clear_line(engine: Sandbox, tmp_path: Path
 def test_verbose_shows_the_traceback(engine: Sandbox, tmp_path: Path) -> None:
     result = make_bilge(engine, tmp_path)("-v", "status", host=f"unix://{tmp_path}/no.sock")
     assert result.code == 1 and "Traceback" in result.err
+
+
+def test_several_hosts_are_each_reported(engine: Sandbox, tmp_path: Path) -> None:
+    clutter(engine)
+    bilge = make_bilge(engine, tmp_path)
+    doc = bilge("-H", engine.host, "status", "--json").json()
+    assert doc["kind"] == "hosts" and len(doc["results"]) == 2
+    assert {r["engine"]["host"] for r in doc["results"]} == {engine.host}
+
+
+def test_a_plan_file_with_several_hosts_is_bad_usage(engine: Sandbox, tmp_path: Path) -> None:
+    result = make_bilge(engine, tmp_path)("-H", engine.host, "plan", "--out", "p.json")
+    assert result.code == 2 and "single -H" in result.err
