@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -70,6 +71,8 @@ def apply(
             # Images and build cache go one by one in plan order, children
             # first, since the engine keeps what another one builds on.
             run = map if kind in SEQUENTIAL_KINDS else pool.map
+            if kind is Kind.VOLUME:
+                remover.list_volumes()
             for outcome in run(remover.run, list(group)):
                 results.append(outcome)
                 if on_result is not None:
@@ -132,6 +135,11 @@ class _Remover:
         self.engine = engine
         self.audit = audit
         self.plan = plan
+        self.volume_actions = {a.id: a for a in plan.actions if a.kind is Kind.VOLUME}
+        #: Audit entries of volumes that went to the engine with their container.
+        self.with_container: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.present: set[str] | None = None
         self.checks: dict[Kind, Callable[[Action], None]] = {
             Kind.CONTAINER: self._container,
             Kind.VOLUME: self._volume,
@@ -140,12 +148,30 @@ class _Remover:
             Kind.BUILD_CACHE: self._build_cache,
         }
 
+    def list_volumes(self) -> None:
+        """Which volumes still exist: one call instead of one per volume that its
+        container should have taken along."""
+        if self.with_container:
+            try:
+                self.present = {str(v.get("Name")) for v in self.engine.volumes()}
+            except EngineError:
+                self.present = None  # each volume then takes the ordinary path
+
     def run(self, action: Action) -> ActionOutcome:
-        try:
-            entry = self.audit.record_attempt(self.plan.host, action)
-        except StateError as exc:
-            return ActionOutcome(action, Result.FAILED, f"not attempted: audit log failed: {exc}")
-        outcome = ActionOutcome(action, *self._attempt(action))
+        with self.lock:
+            entry = self.with_container.pop(action.id, None)
+        if entry is not None and self.present is not None and action.id not in self.present:
+            return self._finish(action, entry, Result.REMOVED, "removed with its container")
+        if entry is None:
+            try:
+                entry = self.audit.record_attempt(self.plan.host, action)
+            except StateError as exc:
+                detail = f"not attempted: audit log failed: {exc}"
+                return ActionOutcome(action, Result.FAILED, detail)
+        return self._finish(action, entry, *self._attempt(action))
+
+    def _finish(self, action: Action, entry: int, result: Result, detail: str) -> ActionOutcome:
+        outcome = ActionOutcome(action, result, detail)
         try:
             self.audit.record_outcome(entry, outcome.result, outcome.detail)
         except StateError as exc:
@@ -175,7 +201,20 @@ class _Remover:
         started = parse_time(state.get("StartedAt"))
         if started is not None and started > self.plan.created_at:
             raise Skip("started since the plan was made")
-        self.engine.remove_container(action.id)
+        self.engine.remove_container(action.id, volumes=self._take_along(action))
+
+    def _take_along(self, action: Action) -> bool:
+        """Audit the container's anonymous volumes now, so the engine may remove them
+        with it: every removal is in the audit log before it is attempted."""
+        entries: dict[str, int] = {}
+        try:
+            for name in action.volumes:
+                entries[name] = self.audit.record_attempt(self.plan.host, self.volume_actions[name])
+        except (StateError, KeyError):
+            entries.clear()  # not all recorded: the volumes go one by one later
+        with self.lock:
+            self.with_container.update(entries)
+        return bool(entries)
 
     def _volume(self, action: Action) -> None:
         # No inspect first: a vanished volume answers the removal with 404 (a skip).

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -168,7 +169,8 @@ def _out() -> Console:
 
 
 def _status(ctx: commands.Context, args: argparse.Namespace) -> Handled:
-    result = commands.status(ctx)
+    with _reading(ctx, args):
+        result = commands.status(ctx)
     if args.json:
         return EXIT_OK, jsonreport.status_json(result.snapshot, result.plan)
     terminal.render_status(_out(), result.snapshot, result.plan)
@@ -176,7 +178,8 @@ def _status(ctx: commands.Context, args: argparse.Namespace) -> Handled:
 
 
 def _plan(ctx: commands.Context, args: argparse.Namespace) -> Handled:
-    the_plan = commands.status(ctx).plan
+    with _reading(ctx, args):
+        the_plan = commands.status(ctx).plan
     if args.out is not None:
         _save_plan(the_plan, args.out)
     if args.json:
@@ -185,6 +188,18 @@ def _plan(ctx: commands.Context, args: argparse.Namespace) -> Handled:
     if args.out is not None:
         _out().print(f"Plan saved to {args.out}; apply it with `bilge apply --plan {args.out}`.")
     return EXIT_OK, None
+
+
+@contextmanager
+def _reading(ctx: commands.Context, args: argparse.Namespace) -> Iterator[None]:
+    """A spinner while the engine and data-root are read: on a crowded host, walking
+    every volume takes a while. Only on a terminal, never with --json."""
+    err = Console(stderr=True)
+    if args.json or not err.is_terminal:
+        yield
+        return
+    with err.status(f"Reading {ctx.host} and its data-root..."):
+        yield
 
 
 def _save_plan(the_plan: Plan, path: Path) -> None:
@@ -199,9 +214,11 @@ def _apply(ctx: commands.Context, args: argparse.Namespace) -> Handled:
         raise UsageError("--concurrency must be at least 1")
     if args.plan is not None:
         the_plan = commands.load_plan(args.plan)
-        snap = commands.snapshot(ctx)
+        with _reading(ctx, args):
+            snap = commands.snapshot(ctx)
     else:
-        status = commands.status(ctx)
+        with _reading(ctx, args):
+            status = commands.status(ctx)
         the_plan, snap = status.plan, status.snapshot
     if not the_plan.actions:
         return _show_outcome(args, commands.run_apply(ctx, the_plan, snap, saved=False))

@@ -243,7 +243,8 @@ def scan_dir(root: Path, *, max_depth: int = 4) -> DirScan:
     """
     walk = _Walk(os.fspath(root), max_depth)
     walk.run()
-    markers = match_markers(walk.relpaths, read_header=walk.read_header)
+    # A plain du (max_depth 0) has no paths to match: skip the rule table.
+    markers = match_markers(walk.relpaths, read_header=walk.read_header) if walk.relpaths else ()
     return DirScan(walk.bytes, walk.inodes, markers, walk.complete)
 
 

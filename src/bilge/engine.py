@@ -51,7 +51,7 @@ class Engine(Protocol):
     def containers_using(
         self, *, volume: str = "", image: str = "", network: str = ""
     ) -> list[str]: ...
-    def remove_container(self, container_id: str) -> None: ...
+    def remove_container(self, container_id: str, *, volumes: bool = False) -> None: ...
     def remove_volume(self, name: str) -> None: ...
     def remove_image(self, ref: str) -> None: ...
     def remove_network(self, network_id: str) -> None: ...
@@ -218,11 +218,12 @@ class DockerEngine:
         )
         return [str(c["Id"]) for c in _expect(list, got, "list containers")]
 
-    def remove_container(self, container_id: str) -> None:
-        # v=False: its volumes are separate actions, each checked and audited.
+    def remove_container(self, container_id: str, *, volumes: bool = False) -> None:
+        """Remove a stopped container; with `volumes`, also the anonymous volumes the
+        engine created for it (never named ones), unless another container uses them."""
         self._call(
             f"remove container {container_id[:12]}",
-            lambda: self._api.remove_container(container_id, v=False, force=False),
+            lambda: self._api.remove_container(container_id, v=volumes, force=False),
         )
 
     def remove_volume(self, name: str) -> None:

@@ -263,6 +263,9 @@ class Action:
     #: Image tags to remove one by one (an image with several tags cannot be
     #: removed by id without force).
     tags: tuple[str, ...] = ()
+    #: For a container: its anonymous volumes, every one of them also an action
+    #: of the plan, which the engine removes together with it (one call, not three).
+    volumes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import TypeVar
@@ -99,9 +99,28 @@ def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
         *_networks(snapshot.networks, policy, now, survivors),
         *_build_cache(snapshot.build_cache, policy.build_cache, now),
     ]
-    actions = tuple(_action(s, d) for s, d in decided if d.remove)
+    actions = _with_volumes(tuple(_action(s, d) for s, d in decided if d.remove), snapshot)
     kept = tuple(Kept(s.kind, s.id, s.name, d.reason, s.bytes) for s, d in decided if not d.remove)
     return Plan(created_at=now, host=snapshot.engine.host, actions=actions, kept=kept)
+
+
+def _with_volumes(actions: tuple[Action, ...], snapshot: Snapshot) -> tuple[Action, ...]:
+    """Let a container take its anonymous volumes along when all of them go too.
+
+    The engine's `v=true` removes exactly the volumes it created for the
+    container; only when every one of them is itself an action may it do so.
+    """
+    anonymous = {v.name for v in snapshot.volumes if v.anonymous}
+    planned = {a.id for a in actions if a.kind is Kind.VOLUME}
+    mounts = {c.id: [n for n in c.volume_names if n in anonymous] for c in snapshot.containers}
+    out = []
+    for action in actions:
+        own = mounts.get(action.id, []) if action.kind is Kind.CONTAINER else []
+        if own and all(name in planned for name in own):
+            out.append(replace(action, volumes=tuple(sorted(own))))
+        else:
+            out.append(action)
+    return tuple(out)
 
 
 def _action(subject: _Subject, decision: _Decision) -> Action:

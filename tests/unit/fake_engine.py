@@ -27,6 +27,8 @@ class FakeEngine:
     )
     #: Objects whose removal the engine refuses with 409.
     conflicts: set[str] = field(default_factory=set)
+    #: Volumes the engine created for a container (removed by remove_container(volumes=True)).
+    anonymous: set[str] = field(default_factory=set)
     unreachable: bool = False
     removed: list[tuple[str, str]] = field(default_factory=list)
     inspected: list[str] = field(default_factory=list)
@@ -104,8 +106,15 @@ class FakeEngine:
         items.remove(found[0])
         self.removed.append((kind, value))
 
-    def remove_container(self, container_id: str) -> None:
+    def remove_container(self, container_id: str, *, volumes: bool = False) -> None:
+        found = [c for c in self.container_list if c.get("Id") == container_id]
         self._remove("container", self.container_list, "Id", container_id)
+        for mount in found[0].get("Mounts") or [] if volumes else []:
+            # like the engine: an anonymous volume goes unless another container uses it
+            name = mount.get("Name")
+            if name in self.anonymous and not self.containers_using(volume=name):
+                self.volume_list[:] = [v for v in self.volume_list if v.get("Name") != name]
+                self.removed.append(("volume", name))
 
     def remove_volume(self, name: str) -> None:
         self._remove("volume", self.volume_list, "Name", name)

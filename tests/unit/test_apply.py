@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -140,9 +141,9 @@ def test_every_removal_is_audited_before_it_is_attempted() -> None:
     engine = FakeEngine(container_list=[container("c1"), container("c2")])
     original = engine.remove_container
 
-    def remove(container_id: str) -> None:
+    def remove(container_id: str, *, volumes: bool = False) -> None:
         events.append(("remove", container_id))
-        original(container_id)
+        original(container_id, volumes=volumes)
 
     engine.remove_container = remove  # type: ignore[method-assign]
     audit = Events(events)
@@ -210,3 +211,41 @@ def test_a_plan_for_another_host_is_refused() -> None:
     plan = Plan(PLANNED, "unix:///a", (action(Kind.CONTAINER, "x"),))
     with pytest.raises(PlanFileError, match="made for unix:///a"):
         refuse_stale(plan, snapshot_with("unix:///b", {}))
+
+
+def test_a_container_takes_its_anonymous_volumes_along_audited_first() -> None:
+    events: list[tuple[str, str]] = []
+    engine = FakeEngine(
+        container_list=[container("c1", volumes=("v1",))],
+        volume_list=[{"Name": "v1"}],
+        anonymous={"v1"},
+    )
+    original = engine.remove_container
+
+    def remove(container_id: str, *, volumes: bool = False) -> None:
+        events.append(("remove", f"{container_id} volumes={volumes}"))
+        original(container_id, volumes=volumes)
+
+    engine.remove_container = remove  # type: ignore[method-assign]
+    audit = Events(events)
+    c1 = replace(action(Kind.CONTAINER, "c1"), volumes=("v1",))
+    plan = Plan(PLANNED, engine.host, (c1, action(Kind.VOLUME, "v1")))
+    outcome = apply(plan, engine, audit)
+    results = {r.action.id: (r.result, r.detail) for r in outcome.results}
+    assert results["v1"] == (Result.REMOVED, "removed with its container")
+    assert events.index(("audit", "v1")) < events.index(("remove", "c1 volumes=True"))
+    assert engine.inspected.count("v1") == 0  # one volume listing, no call per volume
+    assert len(audit.outcomes) == 2
+
+
+def test_a_volume_the_engine_did_not_take_along_goes_the_ordinary_way() -> None:
+    engine = FakeEngine(
+        container_list=[container("c1", volumes=("v1",)), container("c2", "running",
+                                                                    volumes=("v1",))],
+        volume_list=[{"Name": "v1"}],
+        anonymous={"v1"},
+    )  # fmt: skip
+    c1 = replace(action(Kind.CONTAINER, "c1"), volumes=("v1",))
+    got = run(engine, c1, action(Kind.VOLUME, "v1"))
+    assert got == {"c1": Result.REMOVED, "v1": Result.SKIPPED}
+    assert [v["Name"] for v in engine.volume_list] == ["v1"]

@@ -761,3 +761,23 @@ def test_planner_imports_nothing_that_does_io() -> None:
     }
     assert imported <= pure | {"bilge.model", "bilge.policy", "bilge.units"}
     assert ".now(" not in inspect.getsource(bilge.planner)
+
+
+def test_a_container_takes_its_anonymous_volumes_along_only_when_all_of_them_go() -> None:
+    other = "b" * 60 + "0002"
+    snap = snapshot(
+        containers=[
+            container("job", finished=ago(days=3), volumes=[ANON, "named"]),
+            container("labelled", finished=ago(days=3), volumes=[other]),
+        ],
+        volumes=[
+            volume(ANON, anonymous=True, bytes=10),
+            volume("named", bytes=10),
+            volume(other, anonymous=True, bytes=10, labels={"bilge.keep": "1"}),
+        ],
+    )
+    actions = {a.id: a for a in plan(snap, DEFAULT, NOW).actions}
+    assert actions["job-id"].volumes == (ANON,)  # never the named one
+    assert ANON in actions
+    assert actions["labelled-id"].volumes == ()  # its volume is kept: the engine must not take it
+    assert other not in actions

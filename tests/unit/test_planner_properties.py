@@ -66,6 +66,15 @@ def no_cache_record_a_kept_one_builds_on_is_removed(
             assert r.parent not in removed, f"{r.parent} removed under kept {r.id}"
 
 
+def containers_take_along_only_planned_anonymous_volumes(
+    snap: Snapshot, policy: Policy, p: Plan
+) -> None:
+    planned = {a.id for a in p.actions if a.kind is Kind.VOLUME}
+    anonymous = {v.name for v in snap.volumes if v.anonymous}
+    for a in p.actions:
+        assert set(a.volumes) <= planned & anonymous, f"{a.id} would take {a.volumes}"
+
+
 def shared_cache_records_free_nothing(snap: Snapshot, policy: Policy, p: Plan) -> None:
     # their data is an image's layer, counted with the image
     shared = {r.id for r in snap.build_cache if r.shared}
@@ -192,6 +201,7 @@ PROPERTIES: list[Property] = [
     no_cache_record_in_use_is_removed,
     no_cache_record_a_kept_one_builds_on_is_removed,
     shared_cache_records_free_nothing,
+    containers_take_along_only_planned_anonymous_volumes,
     no_volume_mounted_by_a_surviving_container_is_removed,
     no_named_volume_is_removed_unless_opted_in,
     no_anonymous_volume_holding_data_is_removed,

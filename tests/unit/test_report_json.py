@@ -74,6 +74,7 @@ def test_plan_json_shape() -> None:
         "precondition": "no container",
         "fingerprint": "fp3",
         "tags": ["app:1"],
+        "volumes": [],
     }
 
 

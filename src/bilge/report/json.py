@@ -38,7 +38,17 @@ SCHEMA = 1
 Document = dict[str, object]
 
 _PLAN_KEYS = ("schema", "kind", "created_at", "host", "total_bytes", "actions", "kept")
-_ACTION_KEYS = ("kind", "id", "name", "reason", "bytes", "precondition", "fingerprint", "tags")
+_ACTION_KEYS = (
+    "kind",
+    "id",
+    "name",
+    "reason",
+    "bytes",
+    "precondition",
+    "fingerprint",
+    "tags",
+    "volumes",
+)
 _KEPT_KEYS = ("kind", "id", "name", "reason", "bytes")
 
 
@@ -154,6 +164,7 @@ def _action_doc(a: Action) -> Document:
         "precondition": a.precondition,
         "fingerprint": a.fingerprint,
         "tags": list(a.tags),
+        "volumes": list(a.volumes),
     }
 
 
@@ -303,12 +314,12 @@ def _timestamp(obj: dict[str, object], key: str, path: str) -> datetime:
     return at.astimezone(UTC)
 
 
-def _tags(obj: dict[str, object], path: str) -> tuple[str, ...]:
-    items = _list(obj, "tags", path)
-    for i, tag in enumerate(items):
-        if not isinstance(tag, str):
-            _fail(f"{_join(path, 'tags')}[{i}]", f"expected a string, got {_describe(tag)}")
-    return tuple(str(tag) for tag in items)
+def _strings(obj: dict[str, object], key: str, path: str) -> tuple[str, ...]:
+    items = _list(obj, key, path)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            _fail(f"{_join(path, key)}[{i}]", f"expected a string, got {_describe(item)}")
+    return tuple(str(item) for item in items)
 
 
 def _action(item: object, path: str) -> Action:
@@ -322,7 +333,8 @@ def _action(item: object, path: str) -> Action:
         bytes=_size(obj, "bytes", path),
         precondition=_str(obj, "precondition", path),
         fingerprint=_str(obj, "fingerprint", path),
-        tags=_tags(obj, path),
+        tags=_strings(obj, "tags", path),
+        volumes=_strings(obj, "volumes", path),
     )
 
 
