@@ -254,7 +254,7 @@ def _confirm(the_plan: Plan, *, quiet: bool) -> None:
     question = (
         f"Remove {len(the_plan.actions)} objects, freeing {format_size(the_plan.total_bytes)}?"
     )
-    answer = err.input(f"{question} [y/N] ")
+    answer = err.input(f"{question} [y/N] ", markup=False)
     if answer.strip().lower() not in {"y", "yes"}:
         raise UsageError("nothing removed: not confirmed")
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bilge_cli import inventory, make_bilge
@@ -141,3 +147,34 @@ def test_several_hosts_are_each_reported(engine: Sandbox, tmp_path: Path) -> Non
 def test_a_plan_file_with_several_hosts_is_bad_usage(engine: Sandbox, tmp_path: Path) -> None:
     result = make_bilge(engine, tmp_path)("-H", engine.host, "plan", "--out", "p.json")
     assert result.code == 2 and "single -H" in result.err
+
+
+def _on_a_terminal(bilge: Any, answer: str) -> tuple[int, str]:
+    """Run `bilge apply` with a pseudo-terminal as its terminal, answer its question."""
+    primary, secondary = pty.openpty()
+    argv = [sys.executable, "-m", "bilge", "-H", bilge.sb.host, "-c", str(bilge.config)]
+    argv += ["--state-dir", str(bilge.state_dir), "apply"]
+    proc = subprocess.Popen(argv, stdin=secondary, stdout=secondary, stderr=secondary,
+                            env=bilge.sb.environ({"COLUMNS": "120"}))  # fmt: skip
+    os.close(secondary)
+    seen = b""
+    while b"[y/N]" not in seen:
+        seen += os.read(primary, 4096)
+    os.write(primary, answer.encode() + b"\n")
+    code = proc.wait(timeout=120)
+    with contextlib.suppress(OSError):
+        while chunk := os.read(primary, 4096):
+            seen += chunk
+    os.close(primary)
+    return code, seen.decode(errors="replace")
+
+
+def test_apply_asks_on_a_terminal(engine: Sandbox, tmp_path: Path) -> None:
+    cid = run_container(engine, name="ask-me")
+    bilge = make_bilge(engine, tmp_path)
+    code, screen = _on_a_terminal(bilge, "n")
+    assert code == 2 and "[y/N]" in screen and "not confirmed" in screen
+    assert engine.docker("inspect", cid, check=False).returncode == 0
+    code, screen = _on_a_terminal(bilge, "y")
+    assert code == 0, screen
+    assert engine.docker("inspect", cid, check=False).returncode != 0
