@@ -215,7 +215,9 @@ def _decide_volume(
     v: Volume, live: Sequence[str], gone: Sequence[str], policy: Policy, now: datetime
 ) -> _Decision:
     if live:
-        return _keep(f"in use by container {_names(live)}")
+        # Say what is in it too: "why is this still here" then answers "a database".
+        data = f"; {_holds_data(v)}" if v.contents.data_markers else ""
+        return _keep(f"in use by container {_names(live)}{data}")
     limits = policy.volumes
     protected = _protected(
         v.labels, (v.name,), policy.keep_label, limits.keep_names, "volumes.keep_names"

@@ -130,7 +130,7 @@ CASES: list[tuple[str, Snapshot, Policy, Expected]] = [
                 KEEP_,
                 "owns anonymous volume aaaaaaaaaaaa holding database data (postgres: PG_VERSION)",
             ),
-            (V, ANON): (KEEP_, "in use by container pg-1"),
+            (V, ANON): (KEEP_, f"in use by container pg-1; holds database data: {PG_MARKER}"),
         },
     ),
     (
