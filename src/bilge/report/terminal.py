@@ -367,9 +367,10 @@ def render_history(
 
 def _audit_table(entries: Sequence[AuditEntry]) -> Table:
     table = Table(title="Removals, newest first", title_justify="left")
-    table.add_column("Time (UTC)")
-    table.add_column("Kind")
-    table.add_column("Name")
+    # Times and kinds never wrap: a narrow terminal squeezes names and details instead.
+    table.add_column("Time (UTC)", no_wrap=True)
+    table.add_column("Kind", no_wrap=True)
+    table.add_column("Name", overflow="ellipsis", max_width=40)
     table.add_column("Size", justify="right")
     table.add_column("Outcome")
     table.add_column("Detail")
