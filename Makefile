@@ -25,7 +25,7 @@ lint: venv
 	$(BIN)/ruff format --check src tests benchmarks
 
 typecheck: venv
-	$(BIN)/mypy src
+	$(BIN)/mypy src benchmarks
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

@@ -1,8 +1,11 @@
 """bilge apply against Docker's own prune, on the same host state, in one run.
 
 Scenario (from the incident): N exited containers, each with an anonymous
-volume holding a small file. Each round builds the scenario afresh on a private
-engine, then times one tool removing it:
+volume holding a small file. The scenario is built once on a private engine
+whose data-root is a loop-mounted ext4 file; that file is saved, and every
+run of every tool starts a fresh engine on an identical copy of it (the
+data-root's directories are read once first, so every tool meets the same
+warm cache). Then one tool is timed removing it:
 
   * docker: `docker container prune -f` then `docker volume prune -f`
   * bilge:  `bilge apply --yes` (collect, plan and apply), at several concurrencies
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,17 +46,28 @@ anonymous_after = "0s"
 """
 
 
-def start_engine() -> str:
-    subprocess.run([ROOT / "scripts/sandbox-engine", "stop", SANDBOX], check=False,
-                   capture_output=True)  # fmt: skip
-    subprocess.run([ROOT / "scripts/sandbox-engine", "start", SANDBOX, "--disk", "2G"],
-                   check=True, capture_output=True)  # fmt: skip
+def sandbox(*args: Any, check: bool = True) -> None:
+    subprocess.run([ROOT / "scripts/sandbox-engine", *args], check=check, capture_output=True)
+
+
+def build_state(count: int, image: Path) -> None:
+    """Build the scenario once and keep the engine's disk as `image`."""
+    sandbox("stop", SANDBOX, check=False)
+    sandbox("start", SANDBOX, "--disk", "2G")
+    try:
+        make_scenario(f"unix://{SANDBOX}/docker.sock", count)
+    except BaseException:
+        sandbox("stop", SANDBOX, check=False)
+        raise
+    sandbox("stop", SANDBOX, "--keep-disk", image)
+
+
+def start_engine(image: Path) -> str:
+    """A fresh engine on a copy of the saved state, its data-root read once."""
+    sandbox("stop", SANDBOX, check=False)
+    sandbox("start", SANDBOX, "--disk-from", image)
+    subprocess.run(["du", "-s", SANDBOX / "mnt"], check=True, capture_output=True)
     return f"unix://{SANDBOX}/docker.sock"
-
-
-def stop_engine() -> None:
-    subprocess.run([ROOT / "scripts/sandbox-engine", "stop", SANDBOX], check=False,
-                   capture_output=True)  # fmt: skip
 
 
 def make_scenario(host: str, count: int) -> None:
@@ -99,31 +114,34 @@ def run_bilge(host: str, concurrency: int, state: Path, config: Path) -> float:
 
 def main() -> None:
     args = parse_args()
-    host = start_engine()
-    tools: dict[str, Any] = {"docker prune": run_docker_prune}
-    for n in args.concurrency:
-        tools[f"bilge apply -j{n}"] = lambda h, n=n: run_bilge(h, n, state, config)
-    times: dict[str, list[float]] = {name: [] for name in tools}
-    with tempfile.TemporaryDirectory() as tmp:
+    SANDBOX.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=SANDBOX.parent) as tmp:
         state, config = Path(tmp) / "state", Path(tmp) / "bilge.toml"
+        image = Path(tmp) / "scenario.img"
         config.write_text(POLICY)
+        tools: dict[str, Any] = {"docker prune": run_docker_prune}
+        for n in args.concurrency:
+            tools[f"bilge apply -j{n}"] = lambda h, n=n: run_bilge(h, n, state, config)
+        times: dict[str, list[float]] = {name: [] for name in tools}
+        build_state(args.containers, image)
         try:
             for rnd in range(args.rounds):
                 for name, tool in tools.items():
-                    make_scenario(host, args.containers)
+                    host = start_engine(image)
+                    shutil.rmtree(state, ignore_errors=True)
                     times[name].append(tool(host))
                     left = remaining(host)
                     assert left == (0, 0), f"{name} left {left}"
                     print(f"round {rnd + 1}: {name}: {times[name][-1]:.2f}s", file=sys.stderr)
         finally:
-            stop_engine()
+            sandbox("stop", SANDBOX, check=False)
     report(args, times)
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--containers", type=int, default=400)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/prune_400.json")
     return p.parse_args()

@@ -11,21 +11,22 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from bilge import __version__, commands
 from bilge.apply import DEFAULT_CONCURRENCY
 from bilge.engine import resolve_host
 from bilge.errors import BilgeError, UsageError
-from bilge.model import ActionOutcome, Outcome, Plan, Result
+from bilge.model import Outcome, Plan, Result
 from bilge.policy import find_config, load_policy
 from bilge.report import json as jsonreport
-from bilge.report import terminal
 from bilge.state import default_state_dir
-from bilge.units import format_size
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: A command's exit code, and its JSON document when --json asked for one.
 Handled = tuple[int, dict[str, object] | None]
@@ -164,8 +165,17 @@ def _run(args: argparse.Namespace) -> int:
     return max(codes)
 
 
+def _terminal() -> ModuleType:
+    """The terminal renderers, loaded only when something is shown there."""
+    from bilge.report import terminal
+
+    return terminal
+
+
 def _out() -> Console:
-    return Console(highlight=False)
+    from bilge.report import interactive
+
+    return interactive.out()
 
 
 def _status(ctx: commands.Context, args: argparse.Namespace) -> Handled:
@@ -173,7 +183,7 @@ def _status(ctx: commands.Context, args: argparse.Namespace) -> Handled:
         result = commands.status(ctx)
     if args.json:
         return EXIT_OK, jsonreport.status_json(result.snapshot, result.plan)
-    terminal.render_status(_out(), result.snapshot, result.plan)
+    _terminal().render_status(_out(), result.snapshot, result.plan)
     return EXIT_OK, None
 
 
@@ -184,7 +194,7 @@ def _plan(ctx: commands.Context, args: argparse.Namespace) -> Handled:
         _save_plan(the_plan, args.out)
     if args.json:
         return EXIT_OK, jsonreport.plan_json(the_plan)
-    terminal.render_plan(_out(), the_plan, explain=args.explain)
+    _terminal().render_plan(_out(), the_plan, explain=args.explain)
     if args.out is not None:
         _out().print(f"Plan saved to {args.out}; apply it with `bilge apply --plan {args.out}`.")
     return EXIT_OK, None
@@ -192,13 +202,12 @@ def _plan(ctx: commands.Context, args: argparse.Namespace) -> Handled:
 
 @contextmanager
 def _reading(ctx: commands.Context, args: argparse.Namespace) -> Iterator[None]:
-    """A spinner while the engine and data-root are read: on a crowded host, walking
-    every volume takes a while. Only on a terminal, never with --json."""
-    err = Console(stderr=True)
-    if args.json or not err.is_terminal:
+    if args.json:
         yield
         return
-    with err.status(f"Reading {ctx.host} and its data-root..."):
+    from bilge.report import interactive
+
+    with interactive.reading(ctx.host):
         yield
 
 
@@ -222,80 +231,40 @@ def _apply(ctx: commands.Context, args: argparse.Namespace) -> Handled:
         the_plan, snap = status.plan, status.snapshot
     if not the_plan.actions:
         return _show_outcome(args, commands.run_apply(ctx, the_plan, snap, saved=False))
+    is_tty = sys.stdin.isatty() and sys.stderr.isatty()
+    run = partial(
+        commands.run_apply,
+        ctx,
+        the_plan,
+        snap,
+        saved=args.plan is not None,
+        concurrency=args.concurrency,
+    )
     if not args.yes:
-        _confirm(the_plan, quiet=args.json)
-    with _progress(len(the_plan.actions), enabled=not args.json) as advance:
-        outcome = commands.run_apply(
-            ctx,
-            the_plan,
-            snap,
-            saved=args.plan is not None,
-            concurrency=args.concurrency,
-            on_result=advance,
-        )
-    return _show_outcome(args, outcome)
+        from bilge.report import interactive
+
+        interactive.confirm(the_plan, quiet=args.json, is_tty=is_tty)
+    if args.json:  # no bar, and no rich to load, for scripts
+        return _show_outcome(args, run())
+    from bilge.report import interactive
+
+    with interactive.progress(len(the_plan.actions)) as advance:
+        return _show_outcome(args, run(on_result=advance))
 
 
 def _show_outcome(args: argparse.Namespace, outcome: Outcome) -> Handled:
     code = EXIT_SOME_FAILED if outcome.count(Result.FAILED) else EXIT_OK
     if args.json:
         return code, jsonreport.outcome_json(outcome)
-    terminal.render_outcome(_out(), outcome)
+    _terminal().render_outcome(_out(), outcome)
     return code, None
-
-
-def _confirm(the_plan: Plan, *, quiet: bool) -> None:
-    """Ask on a terminal; without one, refuse rather than guess."""
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise UsageError("refusing to remove anything without --yes (no terminal to ask on)")
-    err = Console(stderr=True, highlight=False)
-    if not quiet:
-        terminal.render_plan(err, the_plan, explain=False)
-    question = (
-        f"Remove {len(the_plan.actions)} objects, freeing {format_size(the_plan.total_bytes)}?"
-    )
-    answer = err.input(f"{question} [y/N] ", markup=False)
-    if answer.strip().lower() not in {"y", "yes"}:
-        raise UsageError("nothing removed: not confirmed")
-
-
-class _progress:
-    """A progress bar on a terminal; a no-op elsewhere (CI logs, pipes, --json)."""
-
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        console = Console(stderr=True)
-        self._bar: Progress | None = None
-        if enabled and console.is_terminal:
-            self._bar = Progress(
-                TextColumn("Removing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[last]}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            )
-            self._task = self._bar.add_task("remove", total=total, last="")
-
-    def __enter__(self) -> Callable[[ActionOutcome], None]:
-        if self._bar is not None:
-            self._bar.start()
-        return self._advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def _advance(self, outcome: ActionOutcome) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, advance=1, last=outcome.action.name[:40])
 
 
 def _history(ctx: commands.Context, args: argparse.Namespace) -> Handled:
     result = commands.history(ctx, args.limit)
     if args.json:
         return EXIT_OK, jsonreport.history_json(result.entries, result.samples)
-    terminal.render_history(_out(), result.entries, result.samples)
+    _terminal().render_history(_out(), result.entries, result.samples)
     return EXIT_OK, None
 
 

@@ -1,9 +1,10 @@
 """The one module that talks to the Docker Engine API.
 
 `Engine` is the narrow seam the rest of bilge depends on; `DockerEngine`
-implements it with docker-py's low-level `APIClient` (API version negotiated,
-so 1.41 and newer behave the same). docker-py's exceptions never leave this
-module: a 404 becomes `ObjectGone`, a 409 `ObjectConflict`, a dead socket
+implements it over a transport (transport.py: the standard library on a local
+unix socket, docker-py's APIClient for every other address). The API version
+is negotiated with the engine, so 1.41 and newer behave the same. A 404
+becomes `ObjectGone`, a 409 `ObjectConflict`, a dead socket
 `EngineUnreachable`, anything else `EngineError`. Answers are returned as JSON
 objects; `collect` is the only reader that turns them into the model.
 """
@@ -13,16 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import docker
-import docker.errors
-import requests.exceptions
-
 from bilge.errors import EngineError, EngineUnreachable, ObjectConflict, ObjectGone
+from bilge.transport import Params, Transport, open_transport, quoted
 
 JSONObject = dict[str, Any]
 T = TypeVar("T")
@@ -93,43 +89,7 @@ def _current_context(config_dir: Path) -> str | None:
     return name if isinstance(name, str) else None
 
 
-@contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Turn docker-py and requests errors into bilge's."""
-    try:
-        yield
-    except docker.errors.NotFound as exc:
-        raise ObjectGone(f"{what}: not found") from exc
-    except docker.errors.APIError as exc:
-        if exc.status_code == 409:
-            raise ObjectConflict(f"{what}: {_explanation(exc)}") from exc
-        raise EngineError(f"{what}: {_explanation(exc)}") from exc
-    except (requests.exceptions.ConnectionError, FileNotFoundError) as exc:
-        raise EngineUnreachable(f"{what}: cannot connect to the engine ({exc})") from exc
-    except docker.errors.DockerException as exc:
-        raise EngineError(f"{what}: {exc}") from exc
-    except requests.exceptions.RequestException as exc:
-        raise EngineError(f"{what}: {exc}") from exc
-    except ValueError as exc:  # a body that is not JSON
-        raise EngineError(f"{what}: unreadable answer from the engine ({exc})") from exc
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost reason, e.g. "No such file or directory", not the wrapper chain."""
-    while True:
-        inner = exc.__cause__ or exc.__context__
-        if inner is None:
-            break
-        exc = inner
-    for arg in exc.args:
-        if isinstance(arg, BaseException):
-            return _root_cause(arg)
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-
-
-def _explanation(exc: docker.errors.APIError) -> str:
-    text = str(exc.explanation or exc).strip()
-    return text.splitlines()[0] if text else f"HTTP {exc.status_code}"
+MIN_API_VERSION = (1, 41)
 
 
 def _expect(kind: type[T], value: object, what: str) -> T:
@@ -139,70 +99,99 @@ def _expect(kind: type[T], value: object, what: str) -> T:
 
 
 class DockerEngine:
-    """`Engine` over docker-py's APIClient."""
+    """`Engine` over the Engine API, its version negotiated with the engine."""
 
-    def __init__(self, host: str, *, timeout: int = TIMEOUT_SECONDS, pool_size: int = 16):
+    def __init__(
+        self,
+        host: str,
+        *,
+        timeout: int = TIMEOUT_SECONDS,
+        pool_size: int = 16,
+        transport: Transport | None = None,
+    ) -> None:
         self.host = host
-        tls = _tls_from_env() if host.startswith(("tcp://", "https://")) else {}
+        self._http = transport or open_transport(host, timeout=timeout, pool_size=pool_size)
+        self.api_version = self._negotiate()
+        self._prefix = f"/v{self.api_version}"
+
+    def _negotiate(self) -> str:
+        """The engine's own API version (as `docker` does), refused below 1.41."""
         try:
-            # version="auto" asks the engine for its API version right here.
-            self._api = docker.APIClient(
-                base_url=host, version="auto", timeout=timeout, max_pool_size=pool_size, **tls
-            )
-        except docker.errors.DockerException as exc:
+            doc = self._json("GET", "/version", "version")
+        except EngineUnreachable as exc:
             raise EngineUnreachable(
-                f"cannot connect to the Docker engine at {host} ({_root_cause(exc)});"
-                " is it running? (set it with -H or DOCKER_HOST)"
+                f"{exc}; is it running? (set it with -H or DOCKER_HOST)"
             ) from exc
+        version = str(_expect(dict, doc, "version").get("ApiVersion") or "")
+        try:
+            number = tuple(int(part) for part in version.split("."))
+        except ValueError:
+            number = ()
+        if len(number) != 2:
+            raise EngineError(f"version: the engine reports API version {version!r}")
+        if number < MIN_API_VERSION:
+            raise EngineError(
+                f"the engine at {self.host} speaks API {version}; bilge needs 1.41 (Docker 20.10)"
+                " or newer"
+            )
+        return version
 
-    @property
-    def api_version(self) -> str:
-        return str(self._api.api_version)
+    def close(self) -> None:
+        self._http.close()
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        with _translated(what):
-            return fn()
+    def _json(self, method: str, path: str, what: str, params: Params | None = None) -> Any:
+        status, body = self._http.request(method, path, params)
+        _check(status, body, what)
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise EngineError(f"{what}: unreadable answer from the engine ({exc})") from exc
+
+    def _api(self, method: str, path: str, what: str, params: Params | None = None) -> Any:
+        return self._json(method, self._prefix + path, what, params)
 
     def version(self) -> JSONObject:
-        return _expect(dict, self._call("version", self._api.version), "version")
+        return _expect(dict, self._api("GET", "/version", "version"), "version")
 
     def info(self) -> JSONObject:
-        return _expect(dict, self._call("info", self._api.info), "info")
+        return _expect(dict, self._api("GET", "/info", "info"), "info")
 
     def containers(self, *, size: bool) -> list[JSONObject]:
-        got = self._call("list containers", lambda: self._api.containers(all=True, size=size))
+        params = {"all": "1", "size": "1" if size else "0"}
+        got = self._api("GET", "/containers/json", "list containers", params)
         return _expect(list, got, "list containers")
 
     def images(self) -> list[JSONObject]:
-        return _expect(list, self._call("list images", self._api.images), "list images")
+        return _expect(list, self._api("GET", "/images/json", "list images"), "list images")
 
     def volumes(self) -> list[JSONObject]:
-        got = _expect(dict, self._call("list volumes", self._api.volumes), "list volumes")
+        got = _expect(dict, self._api("GET", "/volumes", "list volumes"), "list volumes")
         return _expect(list, got.get("Volumes") or [], "list volumes")
 
     def networks(self) -> list[JSONObject]:
-        return _expect(list, self._call("list networks", self._api.networks), "list networks")
+        return _expect(list, self._api("GET", "/networks", "list networks"), "list networks")
 
     def system_df(self) -> JSONObject:
-        return _expect(dict, self._call("disk usage", self._api.df), "disk usage")
+        return _expect(dict, self._api("GET", "/system/df", "disk usage"), "disk usage")
+
+    def _inspect(self, path: str, what: str) -> JSONObject:
+        return _expect(dict, self._api("GET", path, what), what)
 
     def inspect_container(self, container_id: str) -> JSONObject:
-        what = f"container {container_id[:12]}"
-        return _expect(
-            dict, self._call(what, lambda: self._api.inspect_container(container_id)), what
+        return self._inspect(
+            f"/containers/{quoted(container_id)}/json", f"container {container_id[:12]}"
         )
 
     def inspect_volume(self, name: str) -> JSONObject:
-        what = f"volume {name[:24]}"
-        return _expect(dict, self._call(what, lambda: self._api.inspect_volume(name)), what)
+        return self._inspect(f"/volumes/{quoted(name)}", f"volume {name[:24]}")
 
     def inspect_image(self, image_id: str) -> JSONObject:
-        what = f"image {image_id}"
-        return _expect(dict, self._call(what, lambda: self._api.inspect_image(image_id)), what)
+        return self._inspect(f"/images/{quoted(image_id)}/json", f"image {image_id}")
 
     def inspect_network(self, network_id: str) -> JSONObject:
-        what = f"network {network_id[:12]}"
-        return _expect(dict, self._call(what, lambda: self._api.inspect_network(network_id)), what)
+        return self._inspect(f"/networks/{quoted(network_id)}", f"network {network_id[:12]}")
 
     def containers_using(
         self, *, volume: str = "", image: str = "", network: str = ""
@@ -213,36 +202,32 @@ class DockerEngine:
         filters = {key: [value] for key, value in wanted.items() if value}
         if len(filters) != 1:
             raise ValueError("containers_using takes exactly one of volume, image, network")
-        got = self._call(
-            "list containers", lambda: self._api.containers(all=True, quiet=True, filters=filters)
-        )
-        return [str(c["Id"]) for c in _expect(list, got, "list containers")]
+        params = {"all": "1", "filters": json.dumps(filters)}
+        got = self._api("GET", "/containers/json", "list containers", params)
+        got = _expect(list, got, "list containers")
+        return [str(_expect(dict, c, "list containers").get("Id")) for c in got]
 
     def remove_container(self, container_id: str, *, volumes: bool = False) -> None:
         """Remove a stopped container; with `volumes`, also the anonymous volumes the
         engine created for it (never named ones), unless another container uses them."""
-        self._call(
-            f"remove container {container_id[:12]}",
-            lambda: self._api.remove_container(container_id, v=volumes, force=False),
-        )
+        params = {"v": "1" if volumes else "0", "force": "0"}
+        what = f"remove container {container_id[:12]}"
+        self._api("DELETE", f"/containers/{quoted(container_id)}", what, params)
 
     def remove_volume(self, name: str) -> None:
-        self._call(f"remove volume {name[:24]}", lambda: self._api.remove_volume(name, force=False))
+        what = f"remove volume {name[:24]}"
+        self._api("DELETE", f"/volumes/{quoted(name)}", what, {"force": "0"})
 
     def remove_image(self, ref: str) -> None:
-        self._call(f"remove image {ref}", lambda: self._api.remove_image(ref, force=False))
+        self._api("DELETE", f"/images/{quoted(ref)}", f"remove image {ref}", {"force": "0"})
 
     def remove_network(self, network_id: str) -> None:
-        self._call(
-            f"remove network {network_id[:12]}", lambda: self._api.remove_network(network_id)
-        )
+        self._api("DELETE", f"/networks/{quoted(network_id)}", f"remove network {network_id[:12]}")
 
     def remove_build_cache(self, record_id: str) -> int:
         """Prune one build-cache record; returns the bytes the engine reclaimed."""
-        got = self._call(
-            f"remove build cache {record_id}",
-            lambda: self._api.prune_builds(filters={"id": [record_id]}),
-        )
+        params = {"filters": json.dumps({"id": [record_id]})}
+        got = self._api("POST", "/build/prune", f"remove build cache {record_id}", params)
         doc = _expect(dict, got, "prune build cache")
         if record_id not in (doc.get("CachesDeleted") or []):
             # BuildKit silently keeps a record that an image or another record uses.
@@ -250,8 +235,24 @@ class DockerEngine:
         return int(doc.get("SpaceReclaimed") or 0)
 
 
-def _tls_from_env() -> dict[str, Any]:
-    """TLS settings from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, as `docker` reads them."""
-    with _translated("TLS settings"):
-        kwargs = docker.utils.kwargs_from_env()
-    return {k: v for k, v in kwargs.items() if k == "tls"}
+def _check(status: int, body: bytes, what: str) -> None:
+    """404 is ObjectGone, 409 ObjectConflict, any other failure EngineError."""
+    if status < 400:
+        return
+    message = _message(body) or f"HTTP {status}"
+    if status == 404:
+        raise ObjectGone(f"{what}: not found")
+    if status == 409:
+        raise ObjectConflict(f"{what}: {message}")
+    raise EngineError(f"{what}: {message}")
+
+
+def _message(body: bytes) -> str:
+    """The engine's error text: {"message": ...}, first line only."""
+    try:
+        doc = json.loads(body)
+        text = str(doc.get("message") or "") if isinstance(doc, dict) else ""
+    except ValueError:
+        text = body.decode("utf-8", "replace")
+    text = text.strip()
+    return text.splitlines()[0][:300] if text else ""

@@ -1,0 +1,179 @@
+"""HTTP to the engine: a lean client for local unix sockets, docker-py for the rest.
+
+Removing a crowded host is a burst of small requests: one check and one
+removal per object. Through requests and urllib3 each costs about 1.4 ms of
+client CPU (measured against dockerd 20.10), as much as the engine spends on
+the removal itself, and on a 2-core host the two compete. `UnixHTTP` speaks
+HTTP/1.1 over the socket with the standard library, one keep-alive connection
+per thread, at about a tenth of that. Every other address (tcp://, ssh://,
+TLS, npipe://) goes through docker-py's APIClient, which knows them all.
+
+A transport only moves bytes: `request` returns the status and the body, and
+`engine.py` decides what a status means.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from typing import Any, Protocol
+from urllib.parse import quote, urlencode
+
+from bilge.errors import EngineError, EngineUnreachable
+
+Params = dict[str, str]
+
+
+class Transport(Protocol):
+    host: str
+
+    def request(self, method: str, path: str, params: Params | None = None) -> tuple[int, bytes]:
+        """`path` is absolute (e.g. "/v1.41/containers/json"), already quoted."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def quoted(segment: str) -> str:
+    """One path segment: ids, names and image references (`repo/name:tag`)."""
+    return quote(segment, safe="/:@")
+
+
+def with_query(path: str, params: Params | None) -> str:
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class UnixHTTP:
+    """HTTP/1.1 over a unix socket, one persistent connection per thread."""
+
+    def __init__(self, host: str, *, timeout: float) -> None:
+        self.host = host
+        self.socket_path = host.removeprefix("unix://")
+        self.timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[_UnixConnection] = []
+
+    def request(self, method: str, path: str, params: Params | None = None) -> tuple[int, bytes]:
+        url = with_query(path, params)
+        try:
+            return self._once(method, url)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # The engine closed an idle keep-alive connection before it read the
+            # request: try once more on a fresh one. (Repeating a removal the engine
+            # did carry out is harmless: it answers 404, which is a skip.)
+            self._drop()
+        try:
+            return self._once(method, url)
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop()
+            raise _unreachable(self.socket_path, exc) from exc
+
+    def _once(self, method: str, url: str) -> tuple[int, bytes]:
+        conn = self._connection()
+        try:
+            conn.request(method, url, headers={"Host": "docker"})
+            resp = conn.getresponse()
+            body = resp.read()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop()
+            raise _unreachable(self.socket_path, exc) from exc
+        if resp.will_close:
+            self._drop()
+        return resp.status, body
+
+    def _connection(self) -> _UnixConnection:
+        conn: _UnixConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _UnixConnection(self.socket_path, self.timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _drop(self) -> None:
+        conn: _UnixConnection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._lock:
+                self._all.remove(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+
+
+def _unreachable(socket_path: str, exc: BaseException) -> EngineUnreachable:
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return EngineUnreachable(f"cannot connect to the engine at unix://{socket_path} ({reason})")
+
+
+class SdkHTTP:
+    """HTTP through docker-py's APIClient: tcp://, ssh://, TLS and the rest."""
+
+    def __init__(self, host: str, *, timeout: float, pool_size: int) -> None:
+        # Imported here: local hosts never pay for loading requests and urllib3.
+        import docker
+        import docker.errors
+
+        self.host = host
+        tls = _tls_from_env(docker) if host.startswith(("tcp://", "https://")) else {}
+        try:
+            # The version is ours to negotiate (engine.py): pin one for the client.
+            self._api: Any = docker.APIClient(
+                base_url=host, version="1.41", timeout=timeout, max_pool_size=pool_size, **tls
+            )
+        except docker.errors.DockerException as exc:
+            raise EngineUnreachable(f"cannot connect to the engine at {host} ({exc})") from exc
+        self._api.trust_env = False  # no proxy look-up in the environment per request
+
+    def request(self, method: str, path: str, params: Params | None = None) -> tuple[int, bytes]:
+        import requests.exceptions
+
+        try:
+            resp = self._api.request(method, self._api.base_url + path, params=params)
+        except requests.exceptions.ConnectionError as exc:
+            raise EngineUnreachable(f"cannot connect to the engine at {self.host} ({exc})") from exc
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise EngineError(f"request to the engine at {self.host} failed: {exc}") from exc
+        return int(resp.status_code), bytes(resp.content)
+
+    def close(self) -> None:
+        self._api.close()
+
+
+def _tls_from_env(docker: Any) -> dict[str, Any]:
+    """TLS settings from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, as `docker` reads them."""
+    try:
+        kwargs = docker.utils.kwargs_from_env()
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"TLS settings: {exc}") from exc
+    return {k: v for k, v in kwargs.items() if k == "tls"}
+
+
+def open_transport(host: str, *, timeout: float, pool_size: int) -> Transport:
+    if host.startswith("unix://"):
+        return UnixHTTP(host, timeout=timeout)
+    return SdkHTTP(host, timeout=timeout, pool_size=pool_size)
