@@ -29,12 +29,19 @@ from bilge.errors import (
     PlanFileError,
     StateError,
 )
-from bilge.model import Action, ActionOutcome, Filesystem, Kind, Outcome, Plan, Result, Snapshot
+from bilge.model import (
+    DEFAULT_CONCURRENCY,
+    Action,
+    ActionOutcome,
+    Filesystem,
+    Kind,
+    Outcome,
+    Plan,
+    Result,
+    Snapshot,
+)
 from bilge.timeparse import parse_time
 
-#: Best measured on a 2-core host against dockerd 20.10 (400 containers with
-#: volumes: 1 -> 8.2 s, 4 -> 5.6 s, 8 -> 5.2 s, 16 -> 5.5 s; docs/benchmarks.md).
-DEFAULT_CONCURRENCY = 8
 REMOVABLE_CONTAINER_STATES = frozenset({"exited", "dead", "created"})
 SEQUENTIAL_KINDS = frozenset({Kind.IMAGE, Kind.BUILD_CACHE})
 

@@ -31,6 +31,7 @@ from bilge.model import (
     Volume,
     VolumeContents,
 )
+from bilge.prefetch import Prefetch
 from bilge.timeparse import age_from_status, parse_time
 
 T = TypeVar("T")
@@ -39,8 +40,15 @@ T = TypeVar("T")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 
 
-def collect(engine: Engine, now: datetime, *, read_data_root: bool = True) -> Snapshot:
-    """Read the engine (and its data-root when local) into a Snapshot."""
+def collect(
+    engine: Engine,
+    now: datetime,
+    *,
+    read_data_root: bool = True,
+    prefetch: Prefetch | None = None,
+) -> Snapshot:
+    """Read the engine (and its data-root when local) into a Snapshot; `prefetch`
+    is a child already reading that data-root (prefetch.py)."""
     info = engine.info()
     version = engine.version()
     root_path = str(info.get("DockerRootDir") or "")
@@ -51,12 +59,14 @@ def collect(engine: Engine, now: datetime, *, read_data_root: bool = True) -> Sn
         # The engine walks its volumes for /system/df; let it do so while we
         # read the rest, rather than one after the other.
         df_future = pool.submit(engine.system_df)
-        containers = _parse_all(
-            engine.containers(size=root is None), "container", lambda c: _container(c, now, root)
-        )
+        containers_raw = engine.containers(size=root is None)
         images_raw = engine.images()
         volumes_raw = engine.volumes()
         networks = _parse_all(engine.networks(), "network", _network)
+        facts = prefetch.facts(root_path, driver) if prefetch and root else None
+        if root is not None and facts is not None:
+            root.adopt(facts.containers, facts.volumes)
+        containers = _parse_all(containers_raw, "container", lambda c: _container(c, now, root))
         df = df_future.result()
     images, layers = _images(images_raw, df, root)
     containers = _resolve_networks(containers, networks)

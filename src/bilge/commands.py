@@ -12,13 +12,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bilge.apply import DEFAULT_CONCURRENCY, apply, refuse_stale
+from bilge.apply import apply, refuse_stale
 from bilge.collect import collect, statvfs
 from bilge.engine import DockerEngine, Engine
 from bilge.errors import PlanFileError
-from bilge.model import ActionOutcome, AuditEntry, Outcome, Plan, Snapshot, UsageSample
+from bilge.model import (
+    DEFAULT_CONCURRENCY,
+    ActionOutcome,
+    AuditEntry,
+    Outcome,
+    Plan,
+    Snapshot,
+    UsageSample,
+)
 from bilge.planner import plan as make_plan
 from bilge.policy import Policy
+from bilge.prefetch import Prefetch
 from bilge.report.json import plan_from_json
 from bilge.state import StateStore
 
@@ -31,6 +40,8 @@ class Context:
     policy: Policy
     state_dir: Path
     engine_factory: Callable[[str], Engine] = DockerEngine
+    #: A child already reading this host's data-root (prefetch.py), if any.
+    prefetch: Prefetch | None = None
     _engine: Engine | None = field(default=None, repr=False)
     _store: StateStore | None = field(default=None, repr=False)
 
@@ -65,7 +76,7 @@ class History:
 
 def snapshot(ctx: Context) -> Snapshot:
     """Collect the engine and record a usage sample of its data-root."""
-    snap = collect(ctx.engine, datetime.now(UTC))
+    snap = collect(ctx.engine, datetime.now(UTC), prefetch=ctx.prefetch)
     if snap.filesystem is not None:
         ctx.store.record_sample(snap.engine.host, snap.filesystem, snap.taken_at)
     return snap

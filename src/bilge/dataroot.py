@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,10 @@ class ContainerFiles:
     log_path: str
 
 
+#: A volume's content and the bytes of its own folders.
+VolumeScan = tuple[DirScan, int]
+
+
 class DataRoot:
     """The data-root of a local engine using `driver` (e.g. overlay2)."""
 
@@ -37,6 +42,14 @@ class DataRoot:
         self.path = Path(path)
         self.driver = driver
         self._layerdb = self.path / "image" / driver / "layerdb"
+        self._known_containers: Mapping[str, ContainerFiles] = {}
+        self._known_volumes: Mapping[str, VolumeScan | None] = {}
+
+    def adopt(
+        self, containers: Mapping[str, ContainerFiles], volumes: Mapping[str, VolumeScan | None]
+    ) -> None:
+        """Answers already read (by prefetch.py's child) for these containers and volumes."""
+        self._known_containers, self._known_volumes = containers, volumes
 
     @staticmethod
     def readable(path: str) -> bool:
@@ -45,6 +58,8 @@ class DataRoot:
         return (root / "containers").is_dir() and os.access(root / "containers", os.R_OK | os.X_OK)
 
     def container(self, container_id: str) -> ContainerFiles:
+        if container_id in self._known_containers:
+            return self._known_containers[container_id]
         cdir = self.path / "containers" / container_id
         finished, log_path = _read_container_config(cdir / "config.v2.json")
         return ContainerFiles(
@@ -97,10 +112,12 @@ class DataRoot:
     def volume_dir(self, name: str) -> Path:
         return self.path / "volumes" / name
 
-    def scan_volume(self, name: str, mountpoint: str) -> tuple[DirScan, int] | None:
+    def scan_volume(self, name: str, mountpoint: str) -> VolumeScan | None:
         """Scan a local volume's content; also returns the bytes of its own folders."""
         data = Path(mountpoint)
         vdir = self.volume_dir(name)
+        if name in self._known_volumes and data == vdir / "_data":
+            return self._known_volumes[name]
         if data.parent != vdir or not data.is_dir():
             return None
         return scan_dir(data), _own_blocks(vdir) + _own_blocks(data)

@@ -16,29 +16,35 @@ where it helps, what to do about it.
 
 from __future__ import annotations
 
+#: Exit codes, as DESIGN.md defines them.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_SOME_FAILED = 3
+
 
 class BilgeError(Exception):
     """Base of every error bilge reports to the user."""
 
-    exit_code = 1
+    exit_code = EXIT_ERROR
 
 
 class UsageError(BilgeError):
     """The command line asks for something impossible (e.g. apply without --yes)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class ConfigError(BilgeError):
     """The policy file cannot be read or does not validate; names file and key."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class PlanFileError(BilgeError):
     """A saved plan file cannot be read, is not a bilge plan, or is for another host."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class EngineError(BilgeError):

@@ -1,0 +1,170 @@
+"""The commands as the CLI shows them: run one on each host, render, exit code.
+
+cli.py parses the command line and maps errors to exit codes; this module,
+loaded only once the arguments are good, runs the command and renders its
+result as text or JSON. Terminal output (rich) is loaded only when shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from bilge import commands
+from bilge.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+from bilge.model import Outcome, Plan, Result
+from bilge.policy import find_config, load_policy
+from bilge.prefetch import Prefetch
+from bilge.report import json as jsonreport
+from bilge.state import default_state_dir
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+#: A command's exit code, and its JSON document when --json asked for one.
+Handled = tuple[int, dict[str, object] | None]
+
+
+def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -> int:
+    """Run the command on each host; `prefetch` reads the first one's data-root."""
+    policy = load_policy(find_config(getattr(args, "config", None)))
+    handler = HANDLERS[args.command]
+    codes: list[int] = []
+    docs: list[dict[str, object]] = []
+    for host in hosts:
+        if len(hosts) > 1 and not args.json:
+            _out().rule(host)
+        ctx = commands.Context(
+            host=host,
+            policy=policy,
+            state_dir=getattr(args, "state_dir", None) or default_state_dir(),
+            prefetch=prefetch if host == hosts[0] else None,
+        )
+        try:
+            code, doc = handler(ctx, args)
+        finally:
+            ctx.close()
+        codes.append(code)
+        if doc is not None:
+            docs.append(doc)
+    if args.json:
+        many = {"schema": jsonreport.SCHEMA, "kind": "hosts", "results": docs}
+        print(jsonreport.dumps(docs[0] if len(docs) == 1 else many))
+    return max(codes)
+
+
+def _terminal() -> ModuleType:
+    """The terminal renderers, loaded only when something is shown there."""
+    from bilge.report import terminal
+
+    return terminal
+
+
+def _out() -> Console:
+    from bilge.report import interactive
+
+    return interactive.out()
+
+
+def _status(ctx: commands.Context, args: argparse.Namespace) -> Handled:
+    with _reading(ctx, args):
+        result = commands.status(ctx)
+    if args.json:
+        return EXIT_OK, jsonreport.status_json(result.snapshot, result.plan)
+    _terminal().render_status(_out(), result.snapshot, result.plan)
+    return EXIT_OK, None
+
+
+def _plan(ctx: commands.Context, args: argparse.Namespace) -> Handled:
+    with _reading(ctx, args):
+        the_plan = commands.status(ctx).plan
+    if args.out is not None:
+        _save_plan(the_plan, args.out)
+    if args.json:
+        return EXIT_OK, jsonreport.plan_json(the_plan)
+    _terminal().render_plan(_out(), the_plan, explain=args.explain)
+    if args.out is not None:
+        _out().print(f"Plan saved to {args.out}; apply it with `bilge apply --plan {args.out}`.")
+    return EXIT_OK, None
+
+
+@contextmanager
+def _reading(ctx: commands.Context, args: argparse.Namespace) -> Iterator[None]:
+    if args.json:
+        yield
+        return
+    from bilge.report import interactive
+
+    with interactive.reading(ctx.host):
+        yield
+
+
+def _save_plan(the_plan: Plan, path: Path) -> None:
+    try:
+        path.write_text(jsonreport.dumps(jsonreport.plan_json(the_plan)) + "\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write plan to {path}: {exc.strerror or exc}") from exc
+
+
+def _apply(ctx: commands.Context, args: argparse.Namespace) -> Handled:
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if args.plan is not None:
+        the_plan = commands.load_plan(args.plan)
+        with _reading(ctx, args):
+            snap = commands.snapshot(ctx)
+    else:
+        with _reading(ctx, args):
+            status = commands.status(ctx)
+        the_plan, snap = status.plan, status.snapshot
+    if not the_plan.actions:
+        return _show_outcome(args, commands.run_apply(ctx, the_plan, snap, saved=False))
+    is_tty = sys.stdin.isatty() and sys.stderr.isatty()
+    run = partial(
+        commands.run_apply,
+        ctx,
+        the_plan,
+        snap,
+        saved=args.plan is not None,
+        concurrency=args.concurrency,
+    )
+    if not args.yes:
+        from bilge.report import interactive
+
+        interactive.confirm(the_plan, quiet=args.json, is_tty=is_tty)
+    if args.json:  # no bar, and no rich to load, for scripts
+        return _show_outcome(args, run())
+    from bilge.report import interactive
+
+    with interactive.progress(len(the_plan.actions)) as advance:
+        return _show_outcome(args, run(on_result=advance))
+
+
+def _show_outcome(args: argparse.Namespace, outcome: Outcome) -> Handled:
+    code = EXIT_SOME_FAILED if outcome.count(Result.FAILED) else EXIT_OK
+    if args.json:
+        return code, jsonreport.outcome_json(outcome)
+    _terminal().render_outcome(_out(), outcome)
+    return code, None
+
+
+def _history(ctx: commands.Context, args: argparse.Namespace) -> Handled:
+    result = commands.history(ctx, args.limit)
+    if args.json:
+        return EXIT_OK, jsonreport.history_json(result.entries, result.samples)
+    _terminal().render_history(_out(), result.entries, result.samples)
+    return EXIT_OK, None
+
+
+HANDLERS: dict[str, Callable[[commands.Context, argparse.Namespace], Handled]] = {
+    "status": _status,
+    "plan": _plan,
+    "apply": _apply,
+    "history": _history,
+}

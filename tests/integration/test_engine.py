@@ -1,0 +1,107 @@
+"""The engine module against the real engine: both transports give the same answers
+and the same errors, and the data-root prefetch changes nothing in a snapshot."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from helpers import Sandbox, make_volume, run_container
+
+from bilge.collect import collect
+from bilge.engine import DockerEngine
+from bilge.errors import EngineUnreachable, ObjectConflict, ObjectGone
+from bilge.prefetch import Prefetch
+from bilge.transport import SdkHTTP, UnixHTTP
+
+TRANSPORTS = ["stdlib", "docker-py"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def api(request: pytest.FixtureRequest, engine: Sandbox) -> Iterator[DockerEngine]:
+    if request.param == "stdlib":
+        transport: UnixHTTP | SdkHTTP = UnixHTTP(engine.host, timeout=30)
+    else:
+        transport = SdkHTTP(engine.host, timeout=30, pool_size=4)
+    eng = DockerEngine(engine.host, transport=transport)
+    yield eng
+    eng.close()
+
+
+def test_the_api_version_is_negotiated(api: DockerEngine) -> None:
+    assert api.api_version == api.version()["ApiVersion"]
+    assert tuple(int(p) for p in api.api_version.split(".")) >= (1, 41)
+
+
+def test_listings_name_what_exists(engine: Sandbox, api: DockerEngine) -> None:
+    cid = run_container(engine, name="listed", volumes=["/scratch"])
+    make_volume(engine, "listed-volume")
+    assert cid in {c["Id"] for c in api.containers(size=False)}
+    assert "listed-volume" in {v["Name"] for v in api.volumes()}
+    assert any("bilge-sandbox/busybox:latest" in (i["RepoTags"] or []) for i in api.images())
+    assert {"none", "host"} <= {n["Name"] for n in api.networks()}
+    assert api.containers_using(volume="listed-volume") == []
+    anonymous = api.inspect_container(cid)["Mounts"][0]["Name"]
+    assert api.containers_using(volume=anonymous) == [cid]
+
+
+def test_a_missing_object_is_gone(api: DockerEngine) -> None:
+    with pytest.raises(ObjectGone):
+        api.inspect_container("0" * 64)
+    with pytest.raises(ObjectGone):
+        api.remove_volume("no-such-volume")
+    with pytest.raises(ObjectGone):
+        api.remove_image("no-such/image:tag")
+
+
+def test_removing_something_in_use_is_a_conflict(engine: Sandbox, api: DockerEngine) -> None:
+    cid = run_container(engine, state="running", volumes=["busy:/data"])
+    with pytest.raises(ObjectConflict, match="running"):
+        api.remove_container(cid)
+    with pytest.raises(ObjectConflict):
+        api.remove_volume("busy")
+    assert api.inspect_container(cid)["State"]["Running"] is True
+
+
+def test_removal_takes_anonymous_volumes_only_when_asked(
+    engine: Sandbox, api: DockerEngine
+) -> None:
+    keep = run_container(engine, volumes=["/a"])
+    take = run_container(engine, volumes=["/b"])
+    kept_volume = api.inspect_container(keep)["Mounts"][0]["Name"]
+    taken_volume = api.inspect_container(take)["Mounts"][0]["Name"]
+    api.remove_container(keep)
+    api.remove_container(take, volumes=True)
+    names = {v["Name"] for v in api.volumes()}
+    assert kept_volume in names and taken_volume not in names
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_dead_socket_is_one_clear_error(tmp_path: object, transport: str) -> None:
+    host = "unix:///nonexistent/bilge/docker.sock"
+    with pytest.raises(EngineUnreachable, match="cannot connect") as caught:
+        if transport == "stdlib":
+            DockerEngine(host)
+        else:
+            DockerEngine(host, transport=SdkHTTP(host, timeout=5, pool_size=1))
+    assert "\n" not in str(caught.value)
+
+
+def test_the_prefetched_data_root_gives_the_same_snapshot(engine: Sandbox) -> None:
+    run_container(engine, volumes=["/scratch"], write={"/scratch/f": 300_000, "/layer": 70_000})
+    run_container(engine, state="running", volumes=["pg:/var/lib/postgresql/data"],
+                  write={"/var/lib/postgresql/data/PG_VERSION": b"15\n"})  # fmt: skip
+    make_volume(engine, "plain", files={"blob": 120_000})
+    eng = DockerEngine(engine.host)
+    now = datetime.now(UTC)
+    prefetch = Prefetch.start(engine.host)
+    assert prefetch is not None
+    with_child = collect(eng, now, prefetch=prefetch)
+    alone = collect(eng, now)
+    assert with_child.engine.local
+    strip = {"filesystem": None}
+    assert dataclasses.replace(with_child, **strip) == dataclasses.replace(alone, **strip)
+    pg = next(v for v in with_child.volumes if v.name == "pg")
+    assert pg.contents.data_markers
