@@ -4,20 +4,40 @@ It keeps the audit log of every removal (written before the removal is
 attempted, completed after) and usage samples of the data-root filesystem.
 The schema grows by migrations: a registered list, each applied in one
 transaction together with the record that it was applied.
+
+bilge is needed most when the disk is full, and the state dir is often on that
+very disk. So a lack of space never makes the store fail: it *degrades*. While
+degraded, records are kept in memory, in order, and reads show them together
+with what the database already holds; `flush()` (and `close()`) writes them
+once space is back. The store never prints: `take_warnings()` hands over what
+the user must be told. Every other failure is a `StateError`.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
 from bilge.errors import StateError
 from bilge.model import Action, AuditEntry, Filesystem, Kind, Result, UsageSample
 
 DB_NAME = "bilge.db"
+
+#: With less free than this, an I/O error of SQLite's is taken for a lack of
+#: space: it grows the WAL several pages at a time and the -shm by 32 KiB.
+SPACE_SLACK = 128 * 1024
+
+_ERRNO_SHORTAGE = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded"}
+
+Row = tuple[Any, ...]
 
 
 def _m1_initial(db: sqlite3.Connection) -> None:
@@ -66,112 +86,435 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "bilge"
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """An audit row kept in memory; `id` is negative, unique in this store."""
+
+    SQL: ClassVar[str] = (
+        "INSERT INTO audit (host, at, kind, object_id, name, reason, bytes)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
+    id: int
+    host: str
+    at: str
+    kind: str
+    object_id: str
+    name: str
+    reason: str
+    bytes: int
+
+    def params(self) -> Row:
+        return astuple(self)[1:]
+
+    def row(self) -> Row:
+        """Shaped like a row of `_SELECT_AUDIT`, not finished yet."""
+        return (self.id, *self.params(), None, "")
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    SQL: ClassVar[str] = "UPDATE audit SET outcome = ?, detail = ?, finished_at = ? WHERE id = ?"
+    entry_id: int
+    outcome: str
+    detail: str
+    finished_at: str
+
+    def params(self) -> Row:
+        return (self.outcome, self.detail, self.finished_at, self.entry_id)
+
+
+@dataclass(frozen=True)
+class _Sample:
+    SQL: ClassVar[str] = "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)"
+    host: str
+    at: str
+    total_bytes: int
+    free_bytes: int
+    total_inodes: int
+    free_inodes: int
+
+    def params(self) -> Row:
+        return astuple(self)
+
+
+_Record = _Attempt | _Outcome | _Sample
+
+_SELECT_AUDIT = (
+    "SELECT id, host, at, kind, object_id, name, reason, bytes, outcome, detail"
+    " FROM audit ORDER BY id DESC LIMIT ?"
+)
+
+
+class _NoSpace(Exception):
+    """The state dir's filesystem has no room; `reason` is told to the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class StateStore:
-    """Audit log and usage samples, in SQLite (WAL)."""
+    """Audit log and usage samples, in SQLite (WAL); in memory while the disk is full.
+
+    Safe to share between threads: one lock serialises the database and the
+    records kept in memory, and so the switch between the two.
+    """
 
     def __init__(self, directory: Path) -> None:
+        self.directory = directory
         self.path = directory / DB_NAME
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._pending: list[_Record] = []
+        self._next_id = -1
+        self._flushed: dict[int, int] = {}  # id handed out in memory -> its rowid
+        self._degraded: str | None = None
+        self._warnings: list[str] = []
+        self._flush_warned = False
+        self._closed = False
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            # check_same_thread=False: apply's worker threads record through
-            # this one connection; sqlite3 serialises calls on it.
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL keeps the database consistent and loses nothing when
-            # bilge itself dies; only a power cut may lose the newest records. FULL
-            # would fsync every audit row: a third of apply's time on a crowded host.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
-        except (OSError, sqlite3.Error) as exc:
-            raise StateError(f"state store {self.path}: {exc}") from exc
+            self._db = self._open()
+        except _NoSpace as exc:
+            self._degrade(exc.reason)
+            self._reader = self._open_reader()
 
-    def close(self) -> None:
-        self._db.close()
+    @property
+    def degraded(self) -> str | None:
+        """Why records are kept in memory (e.g. "disk full (...)"), or None."""
+        return self._degraded
 
-    def _migrate(self) -> None:
-        self._db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, at TEXT)")
-        done = {row[0] for row in self._db.execute("SELECT name FROM migrations")}
-        for name, migrate in MIGRATIONS:
-            if name in done:
-                continue
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                migrate(self._db)
-                self._db.execute("INSERT INTO migrations VALUES (?, ?)", (name, _now()))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    @property
+    def pending(self) -> int:
+        """How many records wait in memory for space."""
+        return len(self._pending)
+
+    def take_warnings(self) -> list[str]:
+        """The warnings not taken yet, each a line for the user; each is given once."""
+        with self._lock:
+            taken, self._warnings = self._warnings, []
+        return taken
 
     @property
     def applied_migrations(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT name FROM migrations ORDER BY name")]
+        with self._lock:
+            return [r[0] for r in self._read("SELECT name FROM migrations ORDER BY name", ())]
 
     def record_attempt(self, host: str, action: Action) -> int:
-        """Write the removal to the audit log; call before attempting it."""
-        cur = self._write(
-            "INSERT INTO audit (host, at, kind, object_id, name, reason, bytes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (host, _now(), str(action.kind), action.id, action.name, action.reason, action.bytes),
-        )
-        return int(cur.lastrowid or 0)
+        """Write the removal to the audit log; call before attempting it.
+
+        The id it returns is for `record_outcome`; it is negative while the
+        entry is kept in memory, and stays valid after the entry is flushed.
+        """
+        with self._lock:
+            attempt = _Attempt(
+                self._next_id,
+                host,
+                _now(),
+                str(action.kind),
+                action.id,
+                action.name,
+                action.reason,
+                action.bytes,
+            )
+            self._next_id -= 1
+            rowid = self._store(attempt)
+        return attempt.id if rowid is None else rowid
 
     def record_outcome(self, entry_id: int, result: Result, detail: str) -> None:
-        self._write(
-            "UPDATE audit SET outcome = ?, detail = ?, finished_at = ? WHERE id = ?",
-            (str(result), detail, _now(), entry_id),
-        )
+        with self._lock:
+            entry_id = self._flushed.get(entry_id, entry_id)
+            self._store(_Outcome(entry_id, str(result), detail, _now()))
 
     def record_sample(self, host: str, fs: Filesystem, at: datetime | None = None) -> None:
-        self._write(
-            "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                host,
-                (at or datetime.now(UTC)).isoformat(),
-                fs.total_bytes,
-                fs.free_bytes,
-                fs.total_inodes,
-                fs.free_inodes,
-            ),
-        )
+        at = at or datetime.now(UTC)
+        fields = (fs.total_bytes, fs.free_bytes, fs.total_inodes, fs.free_inodes)
+        with self._lock:
+            self._store(_Sample(host, at.isoformat(), *fields))
 
-    def _write(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
-        try:
-            return self._db.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise StateError(f"state store {self.path}: {exc}") from exc
+    def flush(self) -> int:
+        """Write the records kept in memory, in their order, in one transaction.
+
+        Returns how many were written; afterwards the store is no longer
+        degraded. While there is still no space they stay in memory and 0 is
+        returned (a warning says so, once per shortage). Other failures raise
+        `StateError`, the records staying in memory.
+        """
+        with self._lock:
+            try:
+                return self._flush()
+            except _NoSpace as exc:
+                if not self._flush_warned:
+                    self._flush_warned = True
+                    kept = _records(len(self._pending))
+                    self._warn(f"still {exc.reason}; {kept} kept in memory")
+                return 0
+
+    def close(self) -> None:
+        """Flush, then close. What still cannot be written is lost, with a warning."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._final_flush()
+            finally:
+                for db in (self._db, self._reader):
+                    if db is not None:
+                        db.close()
+                self._db = self._reader = None
 
     def audit(self, limit: int = 100) -> list[AuditEntry]:
-        rows = self._db.execute(
-            "SELECT id, host, at, kind, object_id, name, reason, bytes, outcome, detail"
-            " FROM audit ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [
-            AuditEntry(
-                id=r[0],
-                host=r[1],
-                at=datetime.fromisoformat(r[2]),
-                kind=Kind(r[3]),
-                object_id=r[4],
-                name=r[5],
-                reason=r[6],
-                bytes=r[7],
-                outcome=Result(r[8]) if r[8] else None,
-                detail=r[9],
-            )
-            for r in rows
-        ]
+        """The newest entries first, those kept in memory included."""
+        with self._lock:
+            outcomes = {r.entry_id: r for r in self._pending if isinstance(r, _Outcome)}
+            mine = [r.row() for r in reversed(self._pending) if isinstance(r, _Attempt)]
+            rows = [*mine, *self._read(_SELECT_AUDIT, (limit,))][:limit]
+        return [_audit_entry(row, outcomes.get(row[0])) for row in rows]
 
     def samples(self, host: str | None = None, limit: int = 500) -> list[UsageSample]:
+        """The newest samples first, those kept in memory included."""
         where, params = ("WHERE host = ?", (host, limit)) if host else ("", (limit,))
-        rows = self._db.execute(
+        sql = (
             f"SELECT host, at, total_bytes, free_bytes, total_inodes, free_inodes FROM samples"
-            f" {where} ORDER BY at DESC LIMIT ?",
-            params,
+            f" {where} ORDER BY at DESC LIMIT ?"
         )
-        return [UsageSample(r[0], datetime.fromisoformat(r[1]), *r[2:]) for r in rows]
+        with self._lock:
+            mine = [
+                r.params()
+                for r in self._pending
+                if isinstance(r, _Sample) and (not host or r.host == host)
+            ]
+            rows = [*mine, *self._read(sql, params)]
+        # Sorted by the stored text, as SQLite sorts it.
+        rows.sort(key=lambda r: str(r[1]), reverse=True)
+        return [UsageSample(r[0], datetime.fromisoformat(r[1]), *r[2:]) for r in rows[:limit]]
+
+    def _open(self) -> sqlite3.Connection:
+        with self._errors():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            db = _connect(str(self.path))
+            try:
+                _configure(db)
+                _migrate(db)
+            except BaseException:
+                db.close()
+                raise
+            return db
+
+    def _open_reader(self) -> sqlite3.Connection | None:
+        """What the database holds, read-only, or None when nothing can be read.
+
+        mode=ro still needs the -shm file of a WAL database, which a full disk
+        may not let SQLite create; immutable=1 does without it, at the price of
+        what only the WAL holds (nothing once the last writer closed cleanly).
+        """
+        try:
+            uri = self.path.resolve().as_uri()
+        except OSError:
+            return None
+        for option in ("mode=ro", "immutable=1"):
+            try:
+                db = _connect(f"{uri}?{option}", uri=True)
+            except sqlite3.Error:
+                continue
+            try:
+                db.execute("SELECT 1 FROM audit, samples, migrations LIMIT 0")
+            except sqlite3.Error:
+                db.close()
+                continue
+            return db
+        return None
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Lack of space becomes `_NoSpace`, any other failure `StateError`."""
+        try:
+            yield
+        except (OSError, sqlite3.Error) as exc:
+            reason = _space_shortage(exc, self.directory)
+            if reason is None:
+                raise StateError(f"state store {self.path}: {exc}") from exc
+            raise _NoSpace(reason) from exc
+
+    def _store(self, record: _Record) -> int | None:
+        """Write `record` through, or keep it in memory; its rowid if written.
+
+        Once degraded, every record waits in memory, even if space came back:
+        written ahead of the earlier ones it would break their order, and
+        trying the disk for each record would slow apply down on a full disk.
+        """
+        if self._degraded is None and self._db is not None:
+            try:
+                with self._errors():
+                    return int(self._db.execute(record.SQL, record.params()).lastrowid or 0)
+            except _NoSpace as exc:
+                self._degrade(exc.reason)
+        self._pending.append(record)
+        return None
+
+    def _read(self, sql: str, params: Row) -> list[Row]:
+        db = self._db or self._reader
+        if db is None:
+            return []
+        try:
+            with self._errors():
+                return db.execute(sql, params).fetchall()
+        except _NoSpace:
+            return []  # shown: what is kept in memory
+
+    def _flush(self) -> int:
+        if self._degraded is None:
+            return 0
+        if self._db is None:
+            self._db = self._open()
+            self._close_reader()  # it may not see what is written from now on
+        ids: dict[int, int] = {}
+        with self._errors(), _transaction(self._db):
+            for record in self._pending:
+                _write(self._db, record, ids)
+        self._flushed.update(ids)
+        written = len(self._pending)
+        self._pending.clear()
+        self._degraded = None
+        return written
+
+    def _final_flush(self) -> None:
+        if not self._pending:
+            return
+        try:
+            self._flush()
+        except _NoSpace as exc:
+            self._warn_lost(exc.reason)
+        except StateError as exc:
+            self._warn_lost(str(exc.__cause__ or exc))
+            raise
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def _degrade(self, reason: str) -> None:
+        if self._degraded is None:
+            self._degraded = reason
+            self._flush_warned = False
+            self._warn(f"{reason}; records kept in memory until space is freed")
+
+    def _warn_lost(self, reason: str) -> None:
+        self._warn(f"{_records(len(self._pending))} lost, could not be written: {reason}")
+
+    def _warn(self, text: str) -> None:
+        self._warnings.append(f"state store {self.path}: {text}")
+
+
+def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
+    # check_same_thread=False: apply's worker threads record through one
+    # connection; the store's lock serialises them.
+    return sqlite3.connect(target, uri=uri, isolation_level=None, check_same_thread=False)
+
+
+def _configure(db: sqlite3.Connection) -> None:
+    # Before journal_mode: switching to WAL takes a lock another process may hold.
+    db.execute("PRAGMA busy_timeout=5000")
+    db.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL keeps the database consistent and loses nothing when
+    # bilge itself dies; only a power cut may lose the newest records. FULL
+    # would fsync every audit row: a third of apply's time on a crowded host.
+    db.execute("PRAGMA synchronous=NORMAL")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, at TEXT)")
+    done = {row[0] for row in db.execute("SELECT name FROM migrations")}
+    for name, migrate in MIGRATIONS:
+        if name not in done:
+            with _transaction(db):
+                migrate(db)
+                db.execute("INSERT INTO migrations VALUES (?, ?)", (name, _now()))
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        # SQLite may have rolled back already (it does on some SQLITE_FULL);
+        # a second ROLLBACK would hide the error that matters.
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _write(db: sqlite3.Connection, record: _Record, ids: dict[int, int]) -> None:
+    """Write one record kept in memory; `ids` maps ids handed out to rowids."""
+    params = record.params()
+    if isinstance(record, _Outcome):
+        params = (*params[:-1], ids.get(record.entry_id, record.entry_id))
+    rowid = db.execute(record.SQL, params).lastrowid
+    if isinstance(record, _Attempt):
+        ids[record.id] = int(rowid or 0)
+
+
+def _space_shortage(exc: OSError | sqlite3.Error, directory: Path) -> str | None:
+    """Why `exc` means that the state dir's filesystem is out of space, or None."""
+    if isinstance(exc, OSError):
+        certain, possible, detail = _ERRNO_SHORTAGE.get(exc.errno or 0), False, exc.strerror
+    else:
+        primary = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        certain = "disk full" if primary == sqlite3.SQLITE_FULL else None
+        # An I/O error, or a file SQLite cannot create (-wal, -shm, the
+        # database), means no space only when the filesystem says so.
+        possible, detail = primary in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN), str(exc)
+    if certain is None and not possible:
+        return None
+    found = _filesystem_shortage(directory)
+    if certain is None and found is None:
+        return None
+    return f"{found or certain} ({detail})"
+
+
+def _filesystem_shortage(directory: Path) -> str | None:
+    """What statvfs says the state dir's filesystem lacks ("no free inodes",
+    "disk full"), or None; asks the nearest existing parent when the dir
+    itself could not be made."""
+    path = directory.absolute()
+    try:
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    # Root may use the blocks ext4 reserves for it; everyone else may not.
+    root = os.geteuid() == 0
+    if st.f_files and (st.f_ffree if root else st.f_favail) == 0:
+        return "no free inodes"
+    if (st.f_bfree if root else st.f_bavail) * st.f_frsize < SPACE_SLACK:
+        return "disk full"
+    return None
+
+
+def _audit_entry(row: Row, outcome: _Outcome | None) -> AuditEntry:
+    """An entry from a row of `_SELECT_AUDIT`; `outcome` (in memory) is newer than the row's."""
+    result, detail = (outcome.outcome, outcome.detail) if outcome else (row[8], row[9])
+    return AuditEntry(
+        id=row[0],
+        host=row[1],
+        at=datetime.fromisoformat(row[2]),
+        kind=Kind(row[3]),
+        object_id=row[4],
+        name=row[5],
+        reason=row[6],
+        bytes=row[7],
+        outcome=Result(result) if result else None,
+        detail=detail,
+    )
+
+
+def _records(n: int) -> str:
+    return f"{n} record" if n == 1 else f"{n} records"
 
 
 def _now() -> str:
