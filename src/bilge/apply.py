@@ -18,9 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import groupby
+from pathlib import Path
 from typing import Protocol
 
 from bilge.collect import statvfs
+from bilge.dataroot import DataRoot, orphan_modified, orphan_still_unused, remove_orphan
 from bilge.engine import Engine
 from bilge.errors import (
     EngineError,
@@ -35,11 +37,13 @@ from bilge.model import (
     ActionOutcome,
     Filesystem,
     Kind,
+    OrphanDir,
     Outcome,
     Plan,
     Result,
     Snapshot,
 )
+from bilge.reclaim import TRUNCATABLE_DRIVERS
 from bilge.timeparse import parse_time
 
 REMOVABLE_CONTAINER_STATES = frozenset({"exited", "dead", "created"})
@@ -71,7 +75,7 @@ def apply(
     results = list(refused)
     refused_keys = {(r.action.kind, r.action.id) for r in results}
     todo = [a for a in plan.actions if (a.kind, a.id) not in refused_keys]
-    remover = _Remover(engine, audit, plan)
+    remover = _Remover(engine, audit, plan, data_root)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for kind, group in groupby(todo, key=lambda a: a.kind):
             # One kind at a time: volumes must wait for their containers to go.
@@ -122,7 +126,7 @@ def refuse_stale(plan: Plan, fresh: Snapshot) -> tuple[ActionOutcome, ...]:
         raise PlanFileError(
             f"plan file was made for {plan.host}, not {fresh.engine.host}; make a new plan"
         )
-    now = fresh.fingerprints()
+    now = {**fresh.fingerprints(), **fresh.log_fingerprints()}
     out = []
     for action in plan.actions:
         current = now.get((action.kind, action.id))
@@ -138,8 +142,12 @@ def refuse_stale(plan: Plan, fresh: Snapshot) -> tuple[ActionOutcome, ...]:
 class _Remover:
     """Runs one action: audit, re-check, remove, audit the outcome."""
 
-    def __init__(self, engine: Engine, audit: AuditLog, plan: Plan) -> None:
+    def __init__(
+        self, engine: Engine, audit: AuditLog, plan: Plan, data_root: str | None = None
+    ) -> None:
         self.engine = engine
+        self.data_root = data_root
+        self._root: DataRoot | None = None
         self.audit = audit
         self.plan = plan
         self.volume_actions = {a.id: a for a in plan.actions if a.kind is Kind.VOLUME}
@@ -153,6 +161,8 @@ class _Remover:
             Kind.IMAGE: self._image,
             Kind.NETWORK: self._network,
             Kind.BUILD_CACHE: self._build_cache,
+            Kind.LOG: self._log,
+            Kind.ORPHAN: self._orphan,
         }
 
     def list_volumes(self) -> None:
@@ -196,6 +206,8 @@ class _Remover:
             return Result.SKIPPED, f"engine refused: {exc}"
         except EngineError as exc:  # unreachable engine included: this one fails
             return Result.FAILED, str(exc)
+        except OSError as exc:  # logs and orphans are files bilge handles itself
+            return Result.FAILED, f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")
         return Result.REMOVED, ""
 
     def _container(self, action: Action) -> None:
@@ -254,3 +266,33 @@ class _Remover:
 
     def _build_cache(self, action: Action) -> None:
         self.engine.remove_build_cache(action.id)
+
+    def _log(self, action: Action) -> None:
+        info = self.engine.inspect_container(action.id)
+        log = (info.get("HostConfig") or {}).get("LogConfig") or {}
+        if log.get("Type") not in TRUNCATABLE_DRIVERS:
+            raise Skip(f"now logs with {log.get('Type') or 'an unknown driver'}")
+        path = Path(str(info.get("LogPath") or ""))
+        if self.data_root is None or not path.is_relative_to(Path(self.data_root, "containers")):
+            raise Skip("its log file is not in the data-root")
+        # The engine appends (O_APPEND): after the truncation it writes at the new
+        # end, so `docker logs` and the container carry on.
+        os.truncate(path, 0)
+
+    def _orphan(self, action: Action) -> None:
+        root = self._data_root()
+        modified = orphan_modified(root, action.id)
+        if modified is None:
+            raise ObjectGone(action.id)
+        if OrphanDir(action.id, 0, modified).fingerprint() != action.fingerprint:
+            raise Skip("changed since the plan was made")
+        if why := orphan_still_unused(root, action.id):
+            raise Skip(why)
+        remove_orphan(root, action.id)
+
+    def _data_root(self) -> DataRoot:
+        if self.data_root is None:
+            raise Skip("the data-root is not readable from here")
+        if self._root is None:
+            self._root = DataRoot(self.data_root, str(self.engine.info().get("Driver") or ""))
+        return self._root

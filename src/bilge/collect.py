@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from bilge.dataroot import DataRoot
+from bilge.dataroot import DataRoot, orphaned_layers
 from bilge.engine import Engine, JSONObject
 from bilge.errors import EngineError
 from bilge.model import (
@@ -27,6 +27,7 @@ from bilge.model import (
     Image,
     Mount,
     Network,
+    OrphanDir,
     Snapshot,
     Volume,
     VolumeContents,
@@ -87,6 +88,8 @@ def collect(
         build_cache=_parse_all(df.get("BuildCache") or [], "build cache record", _cache_record),
         networks=networks,
         filesystem=statvfs(root_path) if local else None,
+        orphans=_orphans(root) if root is not None else (),
+        on_root_fs=_on_root_fs(root_path) if local else None,
     )
 
 
@@ -103,6 +106,18 @@ def statvfs(path: str) -> Filesystem | None:
         total_inodes=st.f_files,
         free_inodes=st.f_favail,
     )
+
+
+def _orphans(root: DataRoot) -> tuple[OrphanDir, ...]:
+    found = orphaned_layers(root) or []
+    return tuple(OrphanDir(name, size, modified) for name, size, modified in found)
+
+
+def _on_root_fs(path: str) -> bool | None:
+    try:
+        return os.stat(path).st_dev == os.stat("/").st_dev
+    except OSError:
+        return None
 
 
 def _parse_all(raw: Iterable[Any], what: str, parse: Callable[[JSONObject], T]) -> tuple[T, ...]:
@@ -128,9 +143,12 @@ def _container(raw: JSONObject, now: datetime, root: DataRoot | None) -> Contain
     created = _required_time(raw["Created"])
     finished = None
     size_rw, log_bytes, log_path = int(raw.get("SizeRw") or 0), 0, ""
+    log_driver, log_max_size, log_file_bytes = "", "", 0
     if root is not None:
         files = root.container(cid)
         finished, log_path, log_bytes = files.finished, files.log_path, files.dir_bytes
+        log_driver, log_max_size = files.log_driver, files.log_max_size
+        log_file_bytes = files.log_file_bytes
         if files.layer_bytes is not None:
             size_rw = files.layer_bytes
     if finished is None and state in {"exited", "dead"}:
@@ -151,6 +169,9 @@ def _container(raw: JSONObject, now: datetime, root: DataRoot | None) -> Contain
         size_rw=size_rw,
         log_bytes=log_bytes,
         log_path=log_path,
+        log_driver=log_driver,
+        log_max_size=log_max_size,
+        log_file_bytes=log_file_bytes,
     )
 
 

@@ -57,9 +57,18 @@ class Context:
             self._store = StateStore(self.state_dir)
         return self._store
 
-    def close(self) -> None:
-        if self._store is not None:
+    def close(self) -> list[str]:
+        """Close the state store; returns what the user must be warned about."""
+        if self._store is None:
+            return []
+        try:
             self._store.close()
+        finally:
+            warnings = self._store.take_warnings()
+        return warnings
+
+    def warnings(self) -> list[str]:
+        return self._store.take_warnings() if self._store is not None else []
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,9 @@ def run_apply(
     after = statvfs(data_root) if data_root else None
     if after is not None:
         ctx.store.record_sample(snap.engine.host, after)
+    # On a full disk the audit log was kept in memory: write it now that
+    # apply has (with luck) freed space.
+    ctx.store.flush()
     return outcome
 
 

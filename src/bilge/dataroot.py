@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bilge.datafiles import DirScan, scan_dir
@@ -29,6 +30,9 @@ class ContainerFiles:
     layer_bytes: int | None  # its writable layer (and init layer) in the driver's folder
     finished: datetime | None
     log_path: str
+    log_driver: str = ""
+    log_max_size: str = ""
+    log_file_bytes: int = 0
 
 
 #: A volume's content and the bytes of its own folders.
@@ -62,11 +66,15 @@ class DataRoot:
             return self._known_containers[container_id]
         cdir = self.path / "containers" / container_id
         finished, log_path = _read_container_config(cdir / "config.v2.json")
+        driver, max_size = _read_log_config(cdir / "hostconfig.json")
         return ContainerFiles(
             dir_bytes=du(cdir),
             layer_bytes=self._container_layer_bytes(container_id),
             finished=finished,
             log_path=log_path,
+            log_driver=driver,
+            log_max_size=max_size,
+            log_file_bytes=_own_blocks(Path(log_path)) if log_path else 0,
         )
 
     def _container_layer_bytes(self, container_id: str) -> int | None:
@@ -156,6 +164,16 @@ def _read_text(path: Path) -> str:
         return ""
 
 
+def _read_log_config(path: Path) -> tuple[str, str]:
+    """The container's log driver and max-size option (daemon defaults are merged
+    into it when the container is created)."""
+    try:
+        log = json.loads(path.read_bytes()).get("LogConfig") or {}
+        return str(log.get("Type") or ""), str((log.get("Config") or {}).get("max-size") or "")
+    except (OSError, ValueError, AttributeError):
+        return "", ""
+
+
 def _read_container_config(path: Path) -> tuple[datetime | None, str]:
     try:
         doc = json.loads(path.read_bytes())
@@ -163,3 +181,124 @@ def _read_container_config(path: Path) -> tuple[datetime | None, str]:
         return parse_time(state.get("FinishedAt")), str(doc.get("LogPath") or "")
     except (OSError, ValueError, AttributeError):
         return None, ""
+
+
+# --- orphaned layer directories ---------------------------------------------
+
+
+def layer_references(root: DataRoot) -> frozenset[str] | None:
+    """Every directory name in the driver's folder that something still uses: image
+    layers (cache-id), containers' writable and init layers (mount-id, init-id), and
+    any name BuildKit's databases mention (its cache lives in the same folder). None
+    when any of it cannot be read: then nothing may be called an orphan."""
+    layerdb = root.path / "image" / root.driver / "layerdb"
+    refs: set[str] = set()
+    try:
+        for entry in os.scandir(layerdb / "sha256"):
+            refs.add((Path(entry.path) / "cache-id").read_text().strip())
+        for entry in os.scandir(layerdb / "mounts"):
+            for name in ("mount-id", "init-id"):
+                ref = Path(entry.path) / name
+                if ref.exists():
+                    refs.add(ref.read_text().strip())
+    except OSError:
+        return None
+    refs.discard("")
+    return frozenset(refs)
+
+
+def _buildkit_mentions(root: DataRoot, names: set[str]) -> set[str]:
+    """Those of `names` that appear anywhere in BuildKit's state files (crude, but it
+    can only keep too much, never remove too much)."""
+    found: set[str] = set()
+    for db in (root.path / "buildkit").glob("*.db"):
+        try:
+            data = db.read_bytes()
+        except OSError:
+            return set(names)  # unreadable: all of them may be BuildKit's
+        found |= {n for n in names if n.encode() in data}
+    return found
+
+
+def orphaned_layers(root: DataRoot) -> list[tuple[str, int, datetime]] | None:
+    """(name, bytes, last modified) of each unreferenced directory in the driver's
+    folder; None when the references cannot be read (or the driver is not overlay2)."""
+    if root.driver != "overlay2":
+        return None
+    refs = layer_references(root)
+    if refs is None:
+        return None
+    folder = root.path / root.driver
+    try:
+        candidates = {
+            e.name
+            for e in os.scandir(folder)
+            if e.is_dir(follow_symlinks=False) and e.name != "l" and e.name not in refs
+        }
+    except OSError:
+        return None
+    candidates -= _buildkit_mentions(root, candidates)
+    out = []
+    for name in sorted(candidates):
+        path = folder / name
+        try:
+            modified = datetime.fromtimestamp(_newest_mtime(path), UTC)
+        except OSError:
+            continue
+        out.append((name, du(path), modified))
+    return out
+
+
+def _newest_mtime(path: Path) -> float:
+    """The newest modification time of the directory and its top-level entries: a
+    layer being written (a pull in progress) is never old."""
+    newest = path.lstat().st_mtime
+    for entry in os.scandir(path):
+        newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    return newest
+
+
+def orphan_modified(root: DataRoot, name: str) -> datetime | None:
+    """When the orphan candidate `name` last changed (None: it is gone)."""
+    try:
+        return datetime.fromtimestamp(_newest_mtime(root.path / root.driver / name), UTC)
+    except OSError:
+        return None
+
+
+def orphan_still_unused(root: DataRoot, name: str) -> str:
+    """Why the directory `name` must not be removed now; "" when it may."""
+    refs = layer_references(root)
+    if refs is None:
+        return "the layer references cannot be read"
+    if name in refs or _buildkit_mentions(root, {name}):
+        return "referenced again"
+    path = os.path.realpath(root.path / root.driver / name)
+    if any(mp == path or mp.startswith(path + "/") for mp in _mount_points()):
+        return "something is mounted in it"
+    return ""
+
+
+def remove_orphan(root: DataRoot, name: str) -> None:
+    """Remove the directory and its short link in the driver's `l/` folder."""
+    folder = root.path / root.driver
+    short = _read_text(folder / name / "link")
+    link = folder / "l" / short
+    ours = short and "/" not in short and link.is_symlink()
+    if ours and os.readlink(link).rstrip("/") == f"../{name}/diff":
+        link.unlink()
+    shutil.rmtree(folder / name)
+
+
+def _mount_points() -> list[str]:
+    """Every mount point of this process's mount namespace (octal escapes decoded)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4:
+            out.append(fields[4].encode().decode("unicode_escape"))
+    return out

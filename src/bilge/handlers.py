@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -
         try:
             code, doc = handler(ctx, args)
         finally:
-            ctx.close()
+            _warn(ctx.close())
         codes.append(code)
         if doc is not None:
             docs.append(doc)
@@ -57,6 +57,11 @@ def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -
         many = {"schema": jsonreport.SCHEMA, "kind": "hosts", "results": docs}
         print(jsonreport.dumps(docs[0] if len(docs) == 1 else many))
     return max(codes)
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"bilge: warning: {warning}", file=sys.stderr)
 
 
 def _terminal() -> ModuleType:

@@ -26,6 +26,10 @@ class Kind(StrEnum):
     IMAGE = "image"
     NETWORK = "network"
     BUILD_CACHE = "build-cache"
+    #: A container's log file, truncated in place (the container stays).
+    LOG = "log"
+    #: A directory in the storage driver's folder nothing references any more.
+    ORPHAN = "orphaned-layer"
 
 
 #: Parallel removals apply makes by default: best measured on a 2-core host
@@ -61,8 +65,12 @@ class Container:
     mounts: tuple[Mount, ...] = ()
     networks: tuple[str, ...] = ()  # network ids
     size_rw: int = 0  # writable layer bytes
-    log_bytes: int = 0  # log file bytes, when the data-root is readable
+    log_bytes: int = 0  # its folder (logs, config), when the data-root is readable
     log_path: str = ""
+    #: Log driver and its max-size option ("" when unset: the log grows forever).
+    log_driver: str = ""
+    log_max_size: str = ""
+    log_file_bytes: int = 0  # the log file alone, when the data-root is readable
 
     @property
     def volume_names(self) -> tuple[str, ...]:
@@ -74,6 +82,9 @@ class Container:
 
     def fingerprint(self) -> str:
         return _digest(self.state, self.finished, self.image_id, sorted(self.labels.items()))
+
+    def log_fingerprint(self) -> str:
+        return _digest(self.log_path, self.log_driver)
 
 
 @dataclass(frozen=True)
@@ -208,6 +219,19 @@ class Filesystem:
 
 
 @dataclass(frozen=True)
+class OrphanDir:
+    """A directory under the storage driver's folder that no image layer, container
+    or build-cache record of the engine references."""
+
+    name: str
+    bytes: int
+    modified: datetime
+
+    def fingerprint(self) -> str:
+        return _digest(self.name, self.modified)
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     host: str
     api_version: str
@@ -230,6 +254,9 @@ class Snapshot:
     build_cache: tuple[BuildCacheRecord, ...] = ()
     networks: tuple[Network, ...] = ()
     filesystem: Filesystem | None = None
+    orphans: tuple[OrphanDir, ...] = ()
+    #: True when the data-root is on the filesystem of / (None: unknown).
+    on_root_fs: bool | None = None
 
     def fingerprints(self) -> dict[tuple[Kind, str], str]:
         """Fingerprint of every object, keyed by (kind, id), for stale-plan checks."""
@@ -244,7 +271,14 @@ class Snapshot:
             out[(Kind.NETWORK, n.id)] = n.fingerprint()
         for b in self.build_cache:
             out[(Kind.BUILD_CACHE, b.id)] = b.fingerprint()
+        for o in self.orphans:
+            out[(Kind.ORPHAN, o.name)] = o.fingerprint()
         return out
+
+    def log_fingerprints(self) -> dict[tuple[Kind, str], str]:
+        """Fingerprints of the containers' logs (not objects of their own: a plan
+        mentions only the logs it truncates)."""
+        return {(Kind.LOG, c.id): c.log_fingerprint() for c in self.containers}
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ from bilge.model import (
     Volume,
 )
 from bilge.policy import BuildCachePolicy, ImagesPolicy, Policy, VolumesPolicy
+from bilge.reclaim import LOG_PRECONDITION, ORPHAN_PRECONDITION
+from bilge.reclaim import logs as plan_logs
+from bilge.reclaim import orphans as plan_orphans
 from bilge.units import duration_text, format_duration, size_text
 
 T = TypeVar("T")
@@ -48,6 +51,8 @@ PRECONDITIONS: Mapping[Kind, str] = {
     Kind.IMAGE: "no container uses it and its tags are unchanged",
     Kind.NETWORK: "no endpoints",
     Kind.BUILD_CACHE: "not in use",
+    Kind.LOG: LOG_PRECONDITION,
+    Kind.ORPHAN: ORPHAN_PRECONDITION,
 }
 
 
@@ -101,7 +106,14 @@ def plan(snapshot: Snapshot, policy: Policy, now: datetime) -> Plan:
     ]
     actions = _with_volumes(tuple(_action(s, d) for s, d in decided if d.remove), snapshot)
     kept = tuple(Kept(s.kind, s.id, s.name, d.reason, s.bytes) for s, d in decided if not d.remove)
-    return Plan(created_at=now, host=snapshot.engine.host, actions=actions, kept=kept)
+    log_actions, log_kept = plan_logs(survivors, policy)
+    orphan_actions, orphan_kept = plan_orphans(snapshot.orphans, policy, now)
+    return Plan(
+        created_at=now,
+        host=snapshot.engine.host,
+        actions=(*actions, *log_actions, *orphan_actions),
+        kept=(*kept, *log_kept, *orphan_kept),
+    )
 
 
 def _with_volumes(actions: tuple[Action, ...], snapshot: Snapshot) -> tuple[Action, ...]:

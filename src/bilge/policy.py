@@ -138,6 +138,23 @@ class NetworksPolicy(_Section):
     )
 
 
+class LogsPolicy(_Section):
+    max_size: Size = Field(
+        default=0,
+        description="truncate json-file logs larger than this, running containers too (0: never)",
+    )
+
+
+class OrphansPolicy(_Section):
+    remove: StrictBool = Field(
+        default=False,
+        description="remove layer directories no image or container references (or --orphans)",
+    )
+    older_than: Duration = Field(
+        default=_DAY, description="only orphans left untouched this long (a pull may be running)"
+    )
+
+
 class WatchPolicy(_Section):
     high: Percent = Field(default=0.85, description="disk usage that starts an eviction")
     low: Percent = Field(default=0.75, description="usage an eviction brings the disk down to")
@@ -186,10 +203,17 @@ class Policy(_Section):
     images: ImagesPolicy = Field(default_factory=ImagesPolicy)
     build_cache: BuildCachePolicy = Field(default_factory=BuildCachePolicy)
     networks: NetworksPolicy = Field(default_factory=NetworksPolicy)
+    logs: LogsPolicy = Field(default_factory=LogsPolicy)
+    orphans: OrphansPolicy = Field(default_factory=OrphansPolicy)
     watch: WatchPolicy = Field(default_factory=WatchPolicy)
 
 
 DEFAULT_POLICY = Policy()
+
+
+def with_orphans(policy: Policy) -> Policy:
+    """The policy with orphan removal switched on (the --orphans option)."""
+    return policy.model_copy(update={"orphans": policy.orphans.model_copy(update={"remove": True})})
 
 
 # --- finding and loading -------------------------------------------------------------

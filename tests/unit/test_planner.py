@@ -6,6 +6,7 @@ import ast
 import copy
 import inspect
 from datetime import timedelta
+from types import ModuleType
 
 import pytest
 from snapshots import (
@@ -23,6 +24,7 @@ from snapshots import (
 )
 
 import bilge.planner
+import bilge.reclaim
 from bilge.model import Kind, Plan, Snapshot
 from bilge.planner import PRECONDITIONS, plan
 from bilge.policy import (
@@ -742,8 +744,9 @@ def test_plan_uses_the_given_now_not_the_clock() -> None:
     )
 
 
-def test_planner_imports_nothing_that_does_io() -> None:
-    tree = ast.parse(inspect.getsource(bilge.planner))
+@pytest.mark.parametrize("module", [bilge.planner, bilge.reclaim])
+def test_planner_imports_nothing_that_does_io(module: ModuleType) -> None:
+    tree = ast.parse(inspect.getsource(module))
     imported = {
         alias.name if isinstance(node, ast.Import) else node.module or ""
         for node in ast.walk(tree)
@@ -759,8 +762,8 @@ def test_planner_imports_nothing_that_does_io() -> None:
         "fnmatch",
         "typing",
     }
-    assert imported <= pure | {"bilge.model", "bilge.policy", "bilge.units"}
-    assert ".now(" not in inspect.getsource(bilge.planner)
+    assert imported <= pure | {"bilge.model", "bilge.policy", "bilge.units", "bilge.reclaim"}
+    assert ".now(" not in inspect.getsource(module)
 
 
 def test_a_container_takes_its_anonymous_volumes_along_only_when_all_of_them_go() -> None:
