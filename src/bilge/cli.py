@@ -30,6 +30,7 @@ EXAMPLES = {
     "apply": "example: bilge apply            (shows the plan and asks)\n"
     "         bilge apply --yes --json\n"
     "         bilge apply --plan plan.json --yes",
+    "doctor": "example: bilge doctor\n         bilge doctor --json",
     "history": "example: bilge history --limit 20",
 }
 
@@ -44,11 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bilge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add(sub, common, "status", "usage and breakdown, and what the policy would reclaim")
+    p = _add(sub, common, "status", "usage and breakdown, and what the policy would reclaim")
+    _orphans_option(p)
     p = _add(sub, common, "plan", "what would be removed, why, and how many bytes it frees")
+    _orphans_option(p)
     p.add_argument("--explain", action="store_true", help="also show what is kept and why")
     p.add_argument("--out", type=Path, metavar="FILE", help="save the plan for `apply --plan`")
     p = _add(sub, common, "apply", "remove what the plan says, safely")
+    _orphans_option(p)
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--plan", type=Path, metavar="FILE", help="apply a plan saved by `plan --out`")
     p.add_argument(
@@ -58,9 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"parallel removals (default {DEFAULT_CONCURRENCY})",
     )
+    p = _add(sub, common, "doctor", "what is wrong with the disk: findings, evidence and fixes")
+    _orphans_option(p)
     p = _add(sub, common, "history", "the audit log of removals and recorded usage samples")
     p.add_argument("--limit", type=int, default=50, metavar="N", help="entries to show")
     return parser
+
+
+def _orphans_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--orphans",
+        action="store_true",
+        help="also remove orphaned layer directories ([orphans] remove = true)",
+    )
 
 
 def _common_options() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bilge.apply import apply, refuse_stale
 from bilge.collect import collect, statvfs
+from bilge.doctor import Finding, diagnose
 from bilge.engine import DockerEngine, Engine
 from bilge.errors import PlanFileError
 from bilge.model import (
@@ -95,6 +96,20 @@ def status(ctx: Context) -> Status:
     """A fresh snapshot and the plan the policy makes of it (status, plan, apply)."""
     snap = snapshot(ctx)
     return Status(snap, make_plan(snap, ctx.policy, snap.taken_at))
+
+
+@dataclass(frozen=True)
+class Doctor:
+    snapshot: Snapshot
+    findings: tuple[Finding, ...]
+
+
+def doctor(ctx: Context) -> Doctor:
+    """Findings about the host's disk; the usage history feeds the forecast."""
+    result = status(ctx)
+    samples = ctx.store.samples(result.snapshot.engine.host, limit=2000)
+    findings = diagnose(result.snapshot, result.plan, ctx.policy, samples, result.snapshot.taken_at)
+    return Doctor(result.snapshot, findings)
 
 
 def load_plan(path: Path) -> Plan:

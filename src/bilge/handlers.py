@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from bilge import commands
 from bilge.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from bilge.model import Outcome, Plan, Result
-from bilge.policy import find_config, load_policy
+from bilge.policy import find_config, load_policy, with_orphans
 from bilge.prefetch import Prefetch
 from bilge.report import json as jsonreport
 from bilge.state import default_state_dir
@@ -34,6 +34,8 @@ Handled = tuple[int, dict[str, object] | None]
 def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -> int:
     """Run the command on each host; `prefetch` reads the first one's data-root."""
     policy = load_policy(find_config(getattr(args, "config", None)))
+    if getattr(args, "orphans", False):
+        policy = with_orphans(policy)
     handler = HANDLERS[args.command]
     codes: list[int] = []
     docs: list[dict[str, object]] = []
@@ -159,6 +161,15 @@ def _show_outcome(args: argparse.Namespace, outcome: Outcome) -> Handled:
     return code, None
 
 
+def _doctor(ctx: commands.Context, args: argparse.Namespace) -> Handled:
+    with _reading(ctx, args):
+        result = commands.doctor(ctx)
+    if args.json:
+        return EXIT_OK, jsonreport.doctor_json(result.snapshot, result.findings)
+    _terminal().render_doctor(_out(), result.snapshot, result.findings)
+    return EXIT_OK, None
+
+
 def _history(ctx: commands.Context, args: argparse.Namespace) -> Handled:
     result = commands.history(ctx, args.limit)
     if args.json:
@@ -171,5 +182,6 @@ HANDLERS: dict[str, Callable[[commands.Context, argparse.Namespace], Handled]] =
     "status": _status,
     "plan": _plan,
     "apply": _apply,
+    "doctor": _doctor,
     "history": _history,
 }

@@ -25,6 +25,7 @@ _ROW_OF_KIND = {
     Kind.CONTAINER: CONTAINERS,
     Kind.VOLUME: VOLUMES,
     Kind.BUILD_CACHE: BUILD_CACHE,
+    Kind.LOG: LOGS,
 }
 
 
@@ -53,8 +54,8 @@ def usage_by_kind(snapshot: Snapshot, plan: Plan | None) -> tuple[KindUsage, ...
     Images count each layer once however many images share it, so the row is
     what the images really occupy. Container rows are writable layers only, but
     their reclaimable figures include the logs of the containers removed: a
-    container action's bytes cover its writable layer and its log together,
-    so the logs row never shows anything reclaimable.
+    container action's bytes cover its writable layer and its log together.
+    The logs row shows what truncating the logs of containers that stay frees.
     """
     reclaim = _reclaimable(plan)
     rows = (

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import NoReturn
 
+from bilge.doctor import Finding
 from bilge.errors import PlanFileError
 from bilge.model import (
     Action,
@@ -73,6 +74,26 @@ def status_json(snapshot: Snapshot, plan: Plan | None) -> Document:
         "reclaimable_bytes": plan.total_bytes if plan is not None else None,
         "counts": _counts(snapshot),
         "largest": [o._asdict() for o in largest(snapshot)],
+    }
+
+
+def doctor_json(snapshot: Snapshot, findings: Sequence[Finding]) -> Document:
+    """`bilge doctor --json`: findings, most severe first."""
+    return {
+        "schema": SCHEMA,
+        "kind": "doctor",
+        "host": snapshot.engine.host,
+        "taken_at": _time(snapshot.taken_at),
+        "findings": [
+            {
+                "id": f.id,
+                "severity": str(f.severity),
+                "title": f.title,
+                "evidence": dict(f.evidence),
+                "fix": f.fix,
+            }
+            for f in findings
+        ],
     }
 
 

@@ -8,14 +8,17 @@ details come from the engine and from users, so they are always wrapped in
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bilge.doctor import Finding
 from bilge.model import (
     ActionOutcome,
     AuditEntry,
@@ -348,6 +351,31 @@ def _freed_line(outcome: Outcome) -> str:
 
 
 # -- history -----------------------------------------------------------------
+
+
+SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "ok": "green"}
+SEVERITY_MARK = {"critical": "✖ critical", "warning": "▲ warning", "ok": "✓ ok"}
+
+
+def render_doctor(console: Console, snapshot: Snapshot, findings: Sequence[Finding]) -> None:
+    """Findings, most severe first: severity, title, and the fix under it."""
+    console.print(_header(snapshot.engine))
+    if snapshot.filesystem is not None:
+        console.print(_gauges(snapshot.filesystem))
+    table = Table(box=box.SIMPLE, show_header=False, padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(ratio=1)
+    for f in findings:
+        style = SEVERITY_STYLE[str(f.severity)]
+        text = Text(f.title, style="bold" if f.severity != "ok" else "")
+        if f.fix:
+            text.append(f"\n→ {f.fix}", style="cyan")
+        table.add_row(Text(SEVERITY_MARK[str(f.severity)], style=style), text)
+    console.print(table)
+    counts = Counter(str(f.severity) for f in findings)
+    console.print(
+        f"{counts['critical']} critical, {counts['warning']} warning(s), {counts['ok']} ok."
+    )
 
 
 def render_history(
