@@ -88,7 +88,7 @@ def collect(
         build_cache=_parse_all(df.get("BuildCache") or [], "build cache record", _cache_record),
         networks=networks,
         filesystem=statvfs(root_path) if local else None,
-        orphans=_orphans(root) if root is not None else (),
+        orphans=_orphans(root, facts.orphans if facts else None) if root is not None else (),
         on_root_fs=_on_root_fs(root_path) if local else None,
     )
 
@@ -108,8 +108,12 @@ def statvfs(path: str) -> Filesystem | None:
     )
 
 
-def _orphans(root: DataRoot) -> tuple[OrphanDir, ...]:
-    found = orphaned_layers(root) or []
+def _orphans(
+    root: DataRoot, found: list[tuple[str, int, datetime]] | None
+) -> tuple[OrphanDir, ...]:
+    """Orphaned layer directories (already found by the prefetch, or looked for now)."""
+    if found is None:
+        found = orphaned_layers(root) or []
     return tuple(OrphanDir(name, size, modified) for name, size, modified in found)
 
 

@@ -226,7 +226,7 @@ def _human(td: timedelta) -> str:
     seconds = td.total_seconds()
     if seconds < 3600:
         return f"{int(seconds // 60)} min"
-    if seconds < 2 * 86400:
+    if seconds < 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
 

@@ -19,9 +19,10 @@ import os
 import pickle
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from bilge.dataroot import ContainerFiles, DataRoot, VolumeScan
+from bilge.dataroot import ContainerFiles, DataRoot, VolumeScan, orphaned_layers
 from bilge.errors import BilgeError
 from bilge.transport import UnixHTTP
 
@@ -38,6 +39,7 @@ class DataRootFacts:
     driver: str
     containers: dict[str, ContainerFiles] = field(default_factory=dict)
     volumes: dict[str, VolumeScan | None] = field(default_factory=dict)
+    orphans: list[tuple[str, int, datetime]] | None = None
 
 
 class Prefetch:
@@ -137,6 +139,7 @@ def read_data_root(host: str) -> DataRootFacts | None:
         data = root.volume_dir(name) / "_data"
         if data.is_dir():
             facts.volumes[name] = root.scan_volume(name, str(data))
+    facts.orphans = orphaned_layers(root)
     return facts
 
 

@@ -22,6 +22,7 @@ from bilge.model import (
     BuildCacheRecord,
     Container,
     EngineInfo,
+    Filesystem,
     Image,
     Mount,
     Network,
@@ -190,8 +191,10 @@ def snapshot(
     networks: Iterable[Network] = (),
     build_cache: Iterable[BuildCacheRecord] = (),
     layers: Mapping[str, int] | None = None,
+    filesystem: Filesystem | None = None,
 ) -> Snapshot:
     return Snapshot(
+        filesystem=filesystem,
         taken_at=NOW,
         engine=ENGINE,
         containers=tuple(containers),
