@@ -68,14 +68,16 @@ def apply(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_result: Callable[[ActionOutcome], None] | None = None,
     refused: Iterable[ActionOutcome] = (),
+    stop: threading.Event | None = None,
 ) -> Outcome:
-    """Carry out `plan`; `refused` are outcomes decided before (stale plan)."""
+    """Carry out `plan`; `refused` are outcomes decided before (stale plan). Once
+    `stop` is set, the removals in flight finish and no new one is attempted."""
     started = datetime.now(UTC)
     before = statvfs(data_root) if data_root else None
     results = list(refused)
     refused_keys = {(r.action.kind, r.action.id) for r in results}
     todo = [a for a in plan.actions if (a.kind, a.id) not in refused_keys]
-    remover = _Remover(engine, audit, plan, data_root)
+    remover = _Remover(engine, audit, plan, data_root, stop)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for kind, group in groupby(todo, key=lambda a: a.kind):
             # One kind at a time: volumes must wait for their containers to go.
@@ -143,9 +145,15 @@ class _Remover:
     """Runs one action: audit, re-check, remove, audit the outcome."""
 
     def __init__(
-        self, engine: Engine, audit: AuditLog, plan: Plan, data_root: str | None = None
+        self,
+        engine: Engine,
+        audit: AuditLog,
+        plan: Plan,
+        data_root: str | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.engine = engine
+        self.stop = stop
         self.data_root = data_root
         self._root: DataRoot | None = None
         self.audit = audit
@@ -177,6 +185,10 @@ class _Remover:
     def run(self, action: Action) -> ActionOutcome:
         with self.lock:
             entry = self.with_container.pop(action.id, None)
+        # A volume its container took along was attempted already: it still
+        # gets its outcome. Anything else waits for no one once stopping.
+        if entry is None and self.stop is not None and self.stop.is_set():
+            return ActionOutcome(action, Result.SKIPPED, "not attempted: bilge is stopping")
         if entry is not None and self.present is not None and action.id not in self.present:
             return self._finish(action, entry, Result.REMOVED, "removed with its container")
         if entry is None:

@@ -31,6 +31,8 @@ EXAMPLES = {
     "         bilge apply --yes --json\n"
     "         bilge apply --plan plan.json --yes",
     "doctor": "example: bilge doctor\n         bilge doctor --json",
+    "watch": "example: bilge watch\n"
+    "         bilge watch --metrics-addr 0.0.0.0:9808 --log-format json",
     "history": "example: bilge history --limit 20",
 }
 
@@ -64,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = _add(sub, common, "doctor", "what is wrong with the disk: findings, evidence and fixes")
     _orphans_option(p)
+    p = _add(sub, common, "watch", "the guard: keep the disk below its high watermark")
+    p.add_argument(
+        "--metrics-addr", metavar="HOST:PORT", help="serve Prometheus metrics here ([watch])"
+    )
+    p.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="one line per event"
+    )
+    p.add_argument("--once", action="store_true", help="sample (and evict) once, then exit")
     p = _add(sub, common, "history", "the audit log of removals and recorded usage samples")
     p.add_argument("--limit", type=int, default=50, metavar="N", help="entries to show")
     return parser

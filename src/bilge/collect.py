@@ -147,12 +147,12 @@ def _container(raw: JSONObject, now: datetime, root: DataRoot | None) -> Contain
     created = _required_time(raw["Created"])
     finished = None
     size_rw, log_bytes, log_path = int(raw.get("SizeRw") or 0), 0, ""
-    log_driver, log_max_size, log_file_bytes = "", "", 0
+    log_driver, log_max_size, log_file_bytes, inodes = "", "", 0, 0
     if root is not None:
         files = root.container(cid)
         finished, log_path, log_bytes = files.finished, files.log_path, files.dir_bytes
         log_driver, log_max_size = files.log_driver, files.log_max_size
-        log_file_bytes = files.log_file_bytes
+        log_file_bytes, inodes = files.log_file_bytes, files.inodes
         if files.layer_bytes is not None:
             size_rw = files.layer_bytes
     if finished is None and state in {"exited", "dead"}:
@@ -176,6 +176,7 @@ def _container(raw: JSONObject, now: datetime, root: DataRoot | None) -> Contain
         log_driver=log_driver,
         log_max_size=log_max_size,
         log_file_bytes=log_file_bytes,
+        inodes=inodes,
     )
 
 

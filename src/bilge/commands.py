@@ -17,6 +17,7 @@ from bilge.collect import collect, statvfs
 from bilge.doctor import Finding, diagnose
 from bilge.engine import DockerEngine, Engine
 from bilge.errors import PlanFileError
+from bilge.lastuse import used_now, with_last_use
 from bilge.model import (
     DEFAULT_CONCURRENCY,
     ActionOutcome,
@@ -87,9 +88,14 @@ class History:
 def snapshot(ctx: Context) -> Snapshot:
     """Collect the engine and record a usage sample of its data-root."""
     snap = collect(ctx.engine, datetime.now(UTC), prefetch=ctx.prefetch)
+    host = snap.engine.host
     if snap.filesystem is not None:
-        ctx.store.record_sample(snap.engine.host, snap.filesystem, snap.taken_at)
-    return snap
+        ctx.store.record_sample(host, snap.filesystem, snap.taken_at)
+    # Images containers use now are used now: remembered, so that once those
+    # containers are gone their images still count as recently used.
+    for image_id in used_now(snap):
+        ctx.store.record_image_use(host, image_id, snap.taken_at)
+    return with_last_use(snap, ctx.store.image_use(host), snap.taken_at)
 
 
 def status(ctx: Context) -> Status:

@@ -33,6 +33,7 @@ class ContainerFiles:
     log_driver: str = ""
     log_max_size: str = ""
     log_file_bytes: int = 0
+    inodes: int = 0  # of its folder and layers: what removing it gives back
 
 
 #: A volume's content and the bytes of its own folders.
@@ -67,9 +68,12 @@ class DataRoot:
         cdir = self.path / "containers" / container_id
         finished, log_path = _read_container_config(cdir / "config.v2.json")
         driver, max_size = _read_log_config(cdir / "hostconfig.json")
+        dir_bytes, dir_inodes = usage(cdir)
+        layer = self._container_layer(container_id)
         return ContainerFiles(
-            dir_bytes=du(cdir),
-            layer_bytes=self._container_layer_bytes(container_id),
+            dir_bytes=dir_bytes,
+            layer_bytes=layer[0] if layer else None,
+            inodes=dir_inodes + (layer[1] if layer else 0),
             finished=finished,
             log_path=log_path,
             log_driver=driver,
@@ -77,16 +81,18 @@ class DataRoot:
             log_file_bytes=_own_blocks(Path(log_path)) if log_path else 0,
         )
 
-    def _container_layer_bytes(self, container_id: str) -> int | None:
+    def _container_layer(self, container_id: str) -> tuple[int, int] | None:
+        """Bytes and inodes of its writable and init layers and their records."""
         mount_id = _read_text(self._layerdb / "mounts" / container_id / "mount-id")
         if not mount_id:
             return None
         layer_dir = self.path / self.driver / mount_id
-        return (
-            du(layer_dir)
-            + du(layer_dir.with_name(mount_id + "-init"))
-            + du(self._layerdb / "mounts" / container_id)
+        parts = (
+            usage(layer_dir),
+            usage(layer_dir.with_name(mount_id + "-init")),
+            usage(self._layerdb / "mounts" / container_id),
         )
+        return sum(b for b, _ in parts), sum(i for _, i in parts)
 
     def image_layers(self, image_id: str) -> tuple[str, ...] | None:
         """Chain ids of the image's layers, bottom first."""
@@ -145,9 +151,15 @@ def chain_ids(diff_ids: list[str]) -> tuple[str, ...]:
 
 def du(path: Path) -> int:
     """Bytes `path` and everything under it occupy on disk (0 when missing)."""
+    return usage(path)[0]
+
+
+def usage(path: Path) -> tuple[int, int]:
+    """Bytes and inodes of `path` and everything under it (0, 0 when missing)."""
     if not path.exists():
-        return 0
-    return scan_dir(path, max_depth=0).bytes + _own_blocks(path)
+        return 0, 0
+    scan = scan_dir(path, max_depth=0)
+    return scan.bytes + _own_blocks(path), scan.inodes + 1
 
 
 def _own_blocks(path: Path) -> int:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from bilge.errors import EngineError, EngineUnreachable, ObjectConflict, ObjectGone
-from bilge.transport import Params, Transport, open_transport, quoted
+from bilge.transport import Params, Stream, Transport, open_transport, quoted
 
 JSONObject = dict[str, Any]
 T = TypeVar("T")
@@ -52,6 +53,14 @@ class Engine(Protocol):
     def remove_image(self, ref: str) -> None: ...
     def remove_network(self, network_id: str) -> None: ...
     def remove_build_cache(self, record_id: str) -> int: ...
+    def events(self, kinds: tuple[str, ...]) -> EventStream: ...
+
+
+class EventStream(Protocol):
+    """The engine's events as they happen; `close` (from any thread) ends them."""
+
+    def __iter__(self) -> Iterator[JSONObject]: ...
+    def close(self) -> None: ...
 
 
 def resolve_host(explicit: str | None, env: dict[str, str] | None = None) -> str:
@@ -233,6 +242,32 @@ class DockerEngine:
             # BuildKit silently keeps a record that an image or another record uses.
             raise ObjectConflict(f"build cache {record_id[:12]}: still used by an image or record")
         return int(doc.get("SpaceReclaimed") or 0)
+
+    def events(self, kinds: tuple[str, ...]) -> EventStream:
+        """Events of these types (container, image, ...) from now on."""
+        params = {"filters": json.dumps({"type": list(kinds)})}
+        stream = self._http.stream(self._prefix + "/events", params)
+        if stream.status >= 400:
+            stream.close()
+            _check(stream.status, b"", "events")
+        return _Events(stream)
+
+
+class _Events:
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[JSONObject]:
+        for line in self._stream.lines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a torn line when the stream is closed
+            if isinstance(event, dict):
+                yield event
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def _check(status: int, body: bytes, what: str) -> None:

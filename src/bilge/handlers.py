@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from bilge import commands
 from bilge.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from bilge.model import Outcome, Plan, Result
-from bilge.policy import find_config, load_policy, with_orphans
+from bilge.policy import Policy, find_config, load_policy, with_orphans
 from bilge.prefetch import Prefetch
 from bilge.report import json as jsonreport
 from bilge.state import default_state_dir
@@ -36,6 +36,9 @@ def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -
     policy = load_policy(find_config(getattr(args, "config", None)))
     if getattr(args, "orphans", False):
         policy = with_orphans(policy)
+    state_dir = getattr(args, "state_dir", None) or default_state_dir()
+    if args.command == "watch":
+        return _watch(args, hosts, policy, state_dir)
     handler = HANDLERS[args.command]
     codes: list[int] = []
     docs: list[dict[str, object]] = []
@@ -59,6 +62,15 @@ def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -
         many = {"schema": jsonreport.SCHEMA, "kind": "hosts", "results": docs}
         print(jsonreport.dumps(docs[0] if len(docs) == 1 else many))
     return max(codes)
+
+
+def _watch(args: argparse.Namespace, hosts: list[str], policy: Policy, state_dir: Path) -> int:
+    """The guard watches every host at once, until stopped."""
+    from bilge import watch
+    from bilge.state import StateStore
+
+    options = watch.WatchOptions(args.log_format, args.once, args.metrics_addr)
+    return watch.run(hosts, policy, StateStore(state_dir), options)
 
 
 def _warn(warnings: list[str]) -> None:

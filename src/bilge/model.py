@@ -71,6 +71,7 @@ class Container:
     log_driver: str = ""
     log_max_size: str = ""
     log_file_bytes: int = 0  # the log file alone, when the data-root is readable
+    inodes: int = 0  # its folder and layers, when the data-root is readable
 
     @property
     def volume_names(self) -> tuple[str, ...]:
@@ -100,6 +101,8 @@ class Image:
     parent_id: str = ""
     #: Last time a container used it, when bilge has seen it (state store).
     last_used: datetime | None = None
+    #: When bilge first saw it (pulled, built, tagged), from the state store.
+    first_seen: datetime | None = None
 
     @property
     def dangling(self) -> bool:

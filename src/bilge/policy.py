@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -39,6 +39,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from bilge.errors import ConfigError
+from bilge.registry.policy import Registries
 from bilge.units import (
     duration_text,
     format_percent,
@@ -163,6 +164,17 @@ class WatchPolicy(_Section):
     interval: Duration = Field(
         default=timedelta(seconds=30), description="time between two usage samples"
     )
+    metrics_addr: StrictStr = Field(
+        default="127.0.0.1:9808",
+        pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):[0-9]{1,5}$",
+        description="where the guard serves Prometheus metrics (HOST:PORT)",
+    )
+    webhook_url: StrictStr = Field(
+        default="", description="alerts are POSTed here (or set $BILGE_WEBHOOK_URL)"
+    )
+    webhook_format: Literal["json", "slack"] = Field(
+        default="json", description="json (generic) or slack (an incoming webhook)"
+    )
 
     @field_validator("interval")
     @classmethod
@@ -206,6 +218,9 @@ class Policy(_Section):
     logs: LogsPolicy = Field(default_factory=LogsPolicy)
     orphans: OrphansPolicy = Field(default_factory=OrphansPolicy)
     watch: WatchPolicy = Field(default_factory=WatchPolicy)
+    registry: Registries = Field(
+        default=(), description="registries to clean: [[registry]] tables, see docs/registry.md"
+    )
 
 
 DEFAULT_POLICY = Policy()
@@ -358,23 +373,38 @@ def policy_to_toml(policy: Policy) -> str:
     """The whole policy as commented TOML that parse_policy reads back unchanged."""
     lines = ["# bilge policy; durations like 90s/30m/24h/7d, sizes like 500MB/10GiB."]
     lines += _render_fields(policy)
-    for name, section in _sections(policy):
-        lines += ["", f"[{name}]", *_render_fields(section)]
+    for header, section in _sections(policy):
+        lines += ["", header, *_render_fields(section)]
     return "\n".join(lines) + "\n"
 
 
-def _sections(policy: Policy) -> Iterator[tuple[str, BaseModel]]:
-    for name in type(policy).model_fields:
-        value = getattr(policy, name)
+def _sections(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, BaseModel]]:
+    """Every table below `model`, as (header, table); a tuple of tables is an
+    array of tables, whose own tables follow each element (as TOML reads them)."""
+    for name in type(model).model_fields:
+        value, key = getattr(model, name), f"{prefix}{name}"
         if isinstance(value, BaseModel):
-            yield name, value
+            yield f"[{key}]", value
+            yield from _sections(value, f"{key}.")
+        elif _is_tables(value):
+            for item in value:
+                yield f"[[{key}]]", item
+                yield from _sections(item, f"{key}.")
+
+
+def _is_tables(value: object) -> bool:
+    return isinstance(value, tuple) and any(isinstance(v, BaseModel) for v in value)
 
 
 def _render_fields(model: BaseModel) -> list[str]:
+    # Tables are rendered by _sections; None means "not set", which TOML writes
+    # by leaving the key out.
     rows = [
         (f"{name} = {_toml_value(value, info)}", info.description)
         for name, info in type(model).model_fields.items()
         if not isinstance(value := getattr(model, name), BaseModel)
+        and not _is_tables(value)
+        and value is not None
     ]
     width = max((len(text) for text, _ in rows), default=0)
     return [f"{text:<{width}}  # {note}" if note else text for text, note in rows]
@@ -386,6 +416,8 @@ def _toml_value(value: object, info: FieldInfo) -> str:
             return _toml_string(meta.to_text(value))
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, timedelta):
+        return _toml_string(duration_text(value))
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml_string(item) for item in value) + "]"
     if isinstance(value, str):

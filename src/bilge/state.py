@@ -21,13 +21,20 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
 
 from bilge.errors import StateError
 from bilge.model import Action, AuditEntry, Filesystem, Kind, Result, UsageSample
+from bilge.state_records import (
+    AttemptRecord,
+    ImageGoneRecord,
+    ImageUseRecord,
+    OutcomeRecord,
+    Record,
+    Row,
+    SampleRecord,
+)
 
 DB_NAME = "bilge.db"
 
@@ -36,8 +43,6 @@ DB_NAME = "bilge.db"
 SPACE_SLACK = 128 * 1024
 
 _ERRNO_SHORTAGE = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded"}
-
-Row = tuple[Any, ...]
 
 
 def _m1_initial(db: sqlite3.Connection) -> None:
@@ -69,9 +74,24 @@ def _m1_initial(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX samples_host_at ON samples (host, at)")
 
 
+def _m2_image_use(db: sqlite3.Connection) -> None:
+    # Docker records no "last used" time for images; the guard learns it from the
+    # engine's events, and plan and apply use it for images.unused_after.
+    db.execute(
+        """CREATE TABLE image_use (
+            host TEXT NOT NULL,
+            image_id TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_used TEXT,
+            PRIMARY KEY (host, image_id)
+        )"""
+    )
+
+
 #: Append only: a migration, once released, is never edited or reordered.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("0001-initial", _m1_initial),
+    ("0002-image-use", _m2_image_use),
 )
 
 
@@ -85,59 +105,6 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "bilge"
 
-
-@dataclass(frozen=True)
-class _Attempt:
-    """An audit row kept in memory; `id` is negative, unique in this store."""
-
-    SQL: ClassVar[str] = (
-        "INSERT INTO audit (host, at, kind, object_id, name, reason, bytes)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
-    )
-    id: int
-    host: str
-    at: str
-    kind: str
-    object_id: str
-    name: str
-    reason: str
-    bytes: int
-
-    def params(self) -> Row:
-        return astuple(self)[1:]
-
-    def row(self) -> Row:
-        """Shaped like a row of `_SELECT_AUDIT`, not finished yet."""
-        return (self.id, *self.params(), None, "")
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    SQL: ClassVar[str] = "UPDATE audit SET outcome = ?, detail = ?, finished_at = ? WHERE id = ?"
-    entry_id: int
-    outcome: str
-    detail: str
-    finished_at: str
-
-    def params(self) -> Row:
-        return (self.outcome, self.detail, self.finished_at, self.entry_id)
-
-
-@dataclass(frozen=True)
-class _Sample:
-    SQL: ClassVar[str] = "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)"
-    host: str
-    at: str
-    total_bytes: int
-    free_bytes: int
-    total_inodes: int
-    free_inodes: int
-
-    def params(self) -> Row:
-        return astuple(self)
-
-
-_Record = _Attempt | _Outcome | _Sample
 
 _SELECT_AUDIT = (
     "SELECT id, host, at, kind, object_id, name, reason, bytes, outcome, detail"
@@ -166,7 +133,7 @@ class StateStore:
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._pending: list[_Record] = []
+        self._pending: list[Record] = []
         self._next_id = -1
         self._flushed: dict[int, int] = {}  # id handed out in memory -> its rowid
         self._degraded: str | None = None
@@ -207,7 +174,7 @@ class StateStore:
         entry is kept in memory, and stays valid after the entry is flushed.
         """
         with self._lock:
-            attempt = _Attempt(
+            attempt = AttemptRecord(
                 self._next_id,
                 host,
                 _now(),
@@ -224,13 +191,41 @@ class StateStore:
     def record_outcome(self, entry_id: int, result: Result, detail: str) -> None:
         with self._lock:
             entry_id = self._flushed.get(entry_id, entry_id)
-            self._store(_Outcome(entry_id, str(result), detail, _now()))
+            self._store(OutcomeRecord(entry_id, str(result), detail, _now()))
 
     def record_sample(self, host: str, fs: Filesystem, at: datetime | None = None) -> None:
         at = at or datetime.now(UTC)
         fields = (fs.total_bytes, fs.free_bytes, fs.total_inodes, fs.free_inodes)
         with self._lock:
-            self._store(_Sample(host, at.isoformat(), *fields))
+            self._store(SampleRecord(host, at.isoformat(), *fields))
+
+    def record_image_use(
+        self, host: str, image_id: str, at: datetime, *, used: bool = True
+    ) -> None:
+        """The image was seen at `at` (pulled, built, tagged) and, when `used`, used
+        by a container then. First-seen times only ever move back, last-used forward."""
+        stamp = at.isoformat()
+        with self._lock:
+            self._store(ImageUseRecord(host, image_id, stamp, stamp if used else None))
+
+    def forget_image(self, host: str, image_id: str) -> None:
+        with self._lock:
+            self._store(ImageGoneRecord(host, image_id))
+
+    def image_use(self, host: str) -> dict[str, tuple[datetime, datetime | None]]:
+        """image id -> (first seen, last used) for `host`, what waits in memory included."""
+        sql = "SELECT image_id, first_seen, last_used FROM image_use WHERE host = ?"
+        with self._lock:
+            rows = self._read(sql, (host,))
+            pending = [r for r in self._pending if isinstance(r, ImageUseRecord | ImageGoneRecord)]
+        known: dict[str, tuple[str, str | None]] = {r[0]: (r[1], r[2]) for r in rows}
+        for record in pending:
+            if record.host == host:
+                record.apply_to(known)
+        return {
+            image: (datetime.fromisoformat(first), datetime.fromisoformat(last) if last else None)
+            for image, (first, last) in known.items()
+        }
 
     def flush(self) -> int:
         """Write the records kept in memory, in their order, in one transaction.
@@ -267,8 +262,8 @@ class StateStore:
     def audit(self, limit: int = 100) -> list[AuditEntry]:
         """The newest entries first, those kept in memory included."""
         with self._lock:
-            outcomes = {r.entry_id: r for r in self._pending if isinstance(r, _Outcome)}
-            mine = [r.row() for r in reversed(self._pending) if isinstance(r, _Attempt)]
+            outcomes = {r.entry_id: r for r in self._pending if isinstance(r, OutcomeRecord)}
+            mine = [r.row() for r in reversed(self._pending) if isinstance(r, AttemptRecord)]
             rows = [*mine, *self._read(_SELECT_AUDIT, (limit,))][:limit]
         return [_audit_entry(row, outcomes.get(row[0])) for row in rows]
 
@@ -283,7 +278,7 @@ class StateStore:
             mine = [
                 r.params()
                 for r in self._pending
-                if isinstance(r, _Sample) and (not host or r.host == host)
+                if isinstance(r, SampleRecord) and (not host or r.host == host)
             ]
             rows = [*mine, *self._read(sql, params)]
         # Sorted by the stored text, as SQLite sorts it.
@@ -337,7 +332,7 @@ class StateStore:
                 raise StateError(f"state store {self.path}: {exc}") from exc
             raise _NoSpace(reason) from exc
 
-    def _store(self, record: _Record) -> int | None:
+    def _store(self, record: Record) -> int | None:
         """Write `record` through, or keep it in memory; its rowid if written.
 
         Once degraded, every record waits in memory, even if space came back:
@@ -448,13 +443,13 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _write(db: sqlite3.Connection, record: _Record, ids: dict[int, int]) -> None:
+def _write(db: sqlite3.Connection, record: Record, ids: dict[int, int]) -> None:
     """Write one record kept in memory; `ids` maps ids handed out to rowids."""
     params = record.params()
-    if isinstance(record, _Outcome):
+    if isinstance(record, OutcomeRecord):
         params = (*params[:-1], ids.get(record.entry_id, record.entry_id))
     rowid = db.execute(record.SQL, params).lastrowid
-    if isinstance(record, _Attempt):
+    if isinstance(record, AttemptRecord):
         ids[record.id] = int(rowid or 0)
 
 
@@ -496,7 +491,7 @@ def _filesystem_shortage(directory: Path) -> str | None:
     return None
 
 
-def _audit_entry(row: Row, outcome: _Outcome | None) -> AuditEntry:
+def _audit_entry(row: Row, outcome: OutcomeRecord | None) -> AuditEntry:
     """An entry from a row of `_SELECT_AUDIT`; `outcome` (in memory) is newer than the row's."""
     result, detail = (outcome.outcome, outcome.detail) if outcome else (row[8], row[9])
     return AuditEntry(

@@ -14,9 +14,11 @@ A transport only moves bytes: `request` returns the status and the body, and
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -25,11 +27,24 @@ from bilge.errors import EngineError, EngineUnreachable
 Params = dict[str, str]
 
 
+class Stream(Protocol):
+    """A streamed answer, one line at a time; `close` may be called from another thread."""
+
+    status: int
+
+    def lines(self) -> Iterator[bytes]: ...
+    def close(self) -> None: ...
+
+
 class Transport(Protocol):
     host: str
 
     def request(self, method: str, path: str, params: Params | None = None) -> tuple[int, bytes]:
         """`path` is absolute (e.g. "/v1.41/containers/json"), already quoted."""
+        ...
+
+    def stream(self, path: str, params: Params | None = None) -> Stream:
+        """GET a long answer (the event stream) on a connection of its own."""
         ...
 
     def close(self) -> None: ...
@@ -45,7 +60,7 @@ def with_query(path: str, params: Params | None) -> str:
 
 
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path: str, timeout: float) -> None:
+    def __init__(self, socket_path: str, timeout: float | None) -> None:
         super().__init__("localhost", timeout=timeout)
         self.socket_path = socket_path
 
@@ -124,6 +139,36 @@ class UnixHTTP:
         for conn in conns:
             conn.close()
 
+    def stream(self, path: str, params: Params | None = None) -> Stream:
+        # No timeout: the engine may send nothing for hours; `close` ends it.
+        conn = _UnixConnection(self.socket_path, timeout=None)
+        try:
+            conn.request("GET", with_query(path, params), headers={"Host": "docker"})
+            return _UnixStream(conn, conn.getresponse())
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise _unreachable(self.socket_path, exc) from exc
+
+
+class _UnixStream:
+    def __init__(self, conn: _UnixConnection, resp: http.client.HTTPResponse) -> None:
+        self._conn, self._resp = conn, resp
+        self.status = resp.status
+
+    def lines(self) -> Iterator[bytes]:
+        try:
+            while line := self._resp.readline():
+                yield line
+        except (OSError, http.client.HTTPException, ValueError):
+            return  # closed under us, or the engine went away: the stream ends
+
+    def close(self) -> None:
+        sock = self._conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in readline
+        self._conn.close()
+
 
 def _unreachable(socket_path: str, exc: BaseException) -> EngineUnreachable:
     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
@@ -160,8 +205,34 @@ class SdkHTTP:
             raise EngineError(f"request to the engine at {self.host} failed: {exc}") from exc
         return int(resp.status_code), bytes(resp.content)
 
+    def stream(self, path: str, params: Params | None = None) -> Stream:
+        import requests.exceptions
+
+        try:
+            resp = self._api.request(
+                "GET", self._api.base_url + path, params=params, stream=True, timeout=None
+            )
+        except requests.exceptions.RequestException as exc:
+            raise EngineUnreachable(f"cannot connect to the engine at {self.host} ({exc})") from exc
+        return _SdkStream(resp)
+
     def close(self) -> None:
         self._api.close()
+
+
+class _SdkStream:
+    def __init__(self, resp: Any) -> None:
+        self._resp = resp
+        self.status = int(resp.status_code)
+
+    def lines(self) -> Iterator[bytes]:
+        try:
+            yield from self._resp.iter_lines()
+        except Exception:  # closed under us or the connection dropped: the stream ends
+            return
+
+    def close(self) -> None:
+        self._resp.close()
 
 
 def _tls_from_env(docker: Any) -> dict[str, Any]:

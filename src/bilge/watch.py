@@ -1,0 +1,416 @@
+"""`bilge watch`: the guard that keeps the disk below its high watermark.
+
+Every `[watch] interval`, and soon after engine events, it samples the
+data-root's filesystem (statvfs: cheap) for each host. When bytes or inodes
+cross the high watermark it plans an eviction down to the low one, cheapest
+loss first (eviction.py), applies it, measures, and repeats while still above
+high. Meanwhile a thread per host follows the engine's events and records
+when each image was last used (lastuse.py), which plan and apply then use.
+
+It stays up: an engine that restarts or whose socket vanishes is reconnected
+with backoff; SIGTERM or SIGINT lets the removals in flight finish, flushes
+the state store and exits 0. It reports through Prometheus metrics, webhook
+alerts, and one log line per event (text, or JSON with --log-format json).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any, TextIO
+
+from bilge import commands, eviction
+from bilge.alerts import Alert, AlertError, Webhook
+from bilge.apply import apply
+from bilge.collect import statvfs
+from bilge.engine import DockerEngine, Engine, EventStream
+from bilge.errors import EXIT_OK, BilgeError, EngineError, ObjectGone, StateError
+from bilge.lastuse import interpret
+from bilge.metrics import Metrics
+from bilge.model import ActionOutcome, Filesystem, Plan, Snapshot
+from bilge.planner import plan as make_plan
+from bilge.policy import Policy
+from bilge.state import StateStore
+from bilge.summary import largest, usage_by_kind
+from bilge.units import format_size
+
+#: Rounds of plan-apply-measure in one eviction before giving up (shortfall).
+MAX_ROUNDS = 3
+#: Backoff for an unreachable engine, doubling up to the cap.
+BACKOFF_START, BACKOFF_CAP = 1.0, 60.0
+#: After an event, wait this long for the others of a burst before sampling.
+EVENT_SETTLE_SECONDS = 1.0
+#: Reclaimable bytes per kind (a full snapshot) are refreshed every N samples.
+USAGE_EVERY = 10
+PARENT_DEPTH = 32
+#: Container id -> image id, for events of containers already gone; bounded.
+CONTAINER_CACHE = 10_000
+
+
+class Log:
+    """One line per event, to stdout: `text` for people, `json` for collectors."""
+
+    def __init__(self, fmt: str = "text", out: TextIO | None = None) -> None:
+        self.fmt = fmt
+        self.out = out or sys.stdout
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, level: str = "info", **fields: object) -> None:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if self.fmt == "json":
+            line = json.dumps({"ts": now, "level": level, "event": event, **fields}, default=str)
+        else:
+            kv = " ".join(f"{k}={_text(v)}" for k, v in fields.items())
+            line = f"{now} {level:<5} {event} {kv}".rstrip()
+        with self._lock:
+            print(line, file=self.out, flush=True)
+
+
+def _text(value: object) -> str:
+    text = str(value)
+    return json.dumps(text) if not text or any(c in text for c in ' "=') else text
+
+
+@dataclass
+class _Host:
+    """What the guard knows about one engine between samples."""
+
+    address: str
+    engine: Engine | None = None
+    data_root: str | None = None
+    above: bool = False
+    backoff: float = BACKOFF_START
+    retry_at: float = 0.0
+    samples: int = 0
+    stream: EventStream | None = None
+    container_images: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    log_format: str = "text"
+    once: bool = False
+    metrics_addr: str | None = None  # None: the policy's
+
+
+class Guard:
+    def __init__(
+        self,
+        hosts: list[str],
+        policy: Policy,
+        store: StateStore,
+        options: WatchOptions,
+        *,
+        engine_factory: Callable[[str], Engine] = DockerEngine,
+        log: Log | None = None,
+        webhook: Webhook | None = None,
+    ) -> None:
+        self.hosts = [_Host(h) for h in hosts]
+        self.policy = policy
+        self.store = store
+        self.options = options
+        self.engine_factory = engine_factory
+        self.log = log or Log(options.log_format)
+        self.metrics = Metrics()
+        w = policy.watch
+        self.webhook = webhook or Webhook.from_config(w.webhook_url, w.webhook_format)
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+
+    # --- running -------------------------------------------------------------
+
+    def run(self) -> int:
+        addr = self.options.metrics_addr or self.policy.watch.metrics_addr
+        if not self.options.once:
+            self.metrics.serve(addr)
+        w = self.policy.watch
+        self.log("started", hosts=",".join(h.address for h in self.hosts), metrics=addr,
+                 high=w.high, low=w.low, interval=w.interval.total_seconds(),
+                 webhook=self.webhook.where if self.webhook else "none")  # fmt: skip
+        if not self.options.once:
+            for host in self.hosts:
+                threading.Thread(target=self._follow_events, args=(host,), daemon=True).start()
+        while not self.stop.is_set():
+            for host in self.hosts:
+                if not self.stop.is_set():
+                    self._tick(host)
+            self._flush()
+            if self.options.once:
+                break
+            self._sleep(w.interval.total_seconds())
+        self._shutdown()
+        return EXIT_OK
+
+    def handle_signals(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.log("stopping", signal=signal.Signals(signum).name)
+        self.stop.set()
+        self.wake.set()
+        for host in self.hosts:
+            if host.stream is not None:
+                host.stream.close()
+
+    def _sleep(self, seconds: float) -> None:
+        if self.wake.wait(seconds) and not self.stop.is_set():
+            self.stop.wait(EVENT_SETTLE_SECONDS)  # let a burst of events settle
+        self.wake.clear()
+
+    def _shutdown(self) -> None:
+        try:
+            self.store.close()
+        except StateError as exc:
+            self.log("state-error", "error", error=str(exc))
+        for warning in self.store.take_warnings():
+            self.log("state-warning", "warning", message=warning)
+        self.log("stopped")
+
+    def _flush(self) -> None:
+        try:
+            self.store.flush()
+        except StateError as exc:
+            self.log("state-error", "error", error=str(exc))
+        for warning in self.store.take_warnings():
+            self.log("state-warning", "warning", message=warning)
+
+    # --- one sample ------------------------------------------------------------
+
+    def _tick(self, host: _Host) -> None:
+        engine = self._connect(host)
+        if engine is None or host.data_root is None:
+            return
+        fs = statvfs(host.data_root)
+        if fs is None:
+            self.log("sample-failed", "warning", host=host.address, path=host.data_root)
+            return
+        w = self.policy.watch
+        above = eviction.above(fs, w.high, w.inodes_high)
+        self._record(host, fs, above)
+        if above and not host.above:
+            self._alert("high", host, fs, f"disk {fs.bytes_ratio:.0%} full, inodes "
+                        f"{fs.inodes_ratio:.0%} (high watermark {w.high:.0%})")  # fmt: skip
+        host.above = above
+        try:
+            if above:
+                self._evict(host, engine)
+            elif host.samples % USAGE_EVERY == 1:
+                self._refresh_usage(host, engine)
+        except EngineError as exc:
+            self._engine_lost(host, exc)
+        except BilgeError as exc:
+            self.log("error", "error", host=host.address, error=str(exc))
+            self.metrics.error(host.address, "state" if isinstance(exc, StateError) else "apply")
+
+    def _record(self, host: _Host, fs: Filesystem, above: bool) -> None:
+        host.samples += 1
+        self.metrics.sample(host.address, fs, above, time.time())
+        try:
+            self.store.record_sample(host.address, fs)
+        except StateError as exc:
+            self.metrics.error(host.address, "state")
+            self.log("state-error", "error", error=str(exc))
+        if above or host.samples == 1:
+            self.log("sample", host=host.address, used=f"{fs.bytes_ratio:.1%}",
+                     inodes=f"{fs.inodes_ratio:.1%}", above_high=above)  # fmt: skip
+
+    def _connect(self, host: _Host) -> Engine | None:
+        if host.engine is not None:
+            return host.engine
+        if time.monotonic() < host.retry_at:
+            return None
+        try:
+            host.engine = self.engine_factory(host.address)
+            info = host.engine.info()
+        except EngineError as exc:
+            host.engine = None
+            self._engine_lost(host, exc)
+            return None
+        host.backoff = BACKOFF_START
+        root = str(info.get("DockerRootDir") or "")
+        host.data_root = root if statvfs(root) is not None else None
+        self.log("connected", host=host.address, data_root=root,
+                 readable=host.data_root is not None)  # fmt: skip
+        return host.engine
+
+    def _engine_lost(self, host: _Host, exc: BaseException) -> None:
+        self.metrics.error(host.address, "engine")
+        self.log("engine-unreachable", "error", host=host.address, error=str(exc),
+                 retry_in=host.backoff)  # fmt: skip
+        host.engine = None
+        host.retry_at = time.monotonic() + host.backoff
+        host.backoff = min(host.backoff * 2, BACKOFF_CAP)
+
+    # --- eviction --------------------------------------------------------------
+
+    def _context(self, host: _Host, engine: Engine) -> commands.Context:
+        return commands.Context(host=host.address, policy=self.policy,
+                                state_dir=self.store.directory, _engine=engine,
+                                _store=self.store)  # fmt: skip
+
+    def _refresh_usage(self, host: _Host, engine: Engine) -> None:
+        status = commands.status(self._context(host, engine))
+        self.metrics.usage(host.address, usage_by_kind(status.snapshot, status.plan))
+
+    def _evict(self, host: _Host, engine: Engine) -> None:
+        w, ctx = self.policy.watch, self._context(host, engine)
+        self.log("eviction-start", host=host.address)
+        fs: Filesystem | None = None
+        for round_no in range(1, MAX_ROUNDS + 1):
+            snap = commands.snapshot(ctx)
+            fs = snap.filesystem
+            if fs is None:
+                break
+            if round_no > 1 and not eviction.above(fs, w.high, w.inodes_high):
+                break  # the last round brought it below high
+            chosen = self._choose(snap, fs)
+            if not chosen.actions:
+                break
+            self._apply(host, engine, chosen, round_no)
+            if self.stop.is_set():
+                break
+        fs = statvfs(host.data_root or "") or fs
+        short = fs is not None and eviction.above(fs, w.high, w.inodes_high)
+        self.metrics.evicted(host.address, time.time(), short)
+        if fs is not None:
+            self._after_eviction(host, engine, fs, short)
+
+    def _choose(self, snap: Snapshot, fs: Filesystem) -> Plan:
+        w = self.policy.watch
+        full = make_plan(snap, self.policy, snap.taken_at)
+        goal = eviction.target(fs, w.low, w.inodes_low)
+        return replace(full, actions=eviction.select(full, snap, goal), kept=())
+
+    def _apply(self, host: _Host, engine: Engine, chosen: Plan, round_no: int) -> None:
+        predicted = format_size(chosen.total_bytes)
+        self.log("eviction-round", host=host.address, round=round_no,
+                 actions=len(chosen.actions), predicted=predicted)  # fmt: skip
+
+        def done(outcome: ActionOutcome) -> None:
+            self.metrics.removed(host.address, outcome)
+            self.log("removal", host=host.address, kind=str(outcome.action.kind),
+                     name=outcome.action.name, result=str(outcome.result),
+                     bytes=outcome.action.bytes, reason=outcome.action.reason,
+                     detail=outcome.detail)  # fmt: skip
+
+        outcome = apply(chosen, engine, self.store, data_root=host.data_root,
+                        on_result=done, stop=self.stop)  # fmt: skip
+        self.log("eviction-applied", host=host.address, round=round_no,
+                 freed=outcome.freed_bytes_measured)  # fmt: skip
+
+    def _after_eviction(self, host: _Host, engine: Engine, fs: Filesystem, short: bool) -> None:
+        host.above = short
+        self.metrics.sample(host.address, fs, short, time.time())
+        if not short:
+            self.log("eviction-done", host=host.address, used=f"{fs.bytes_ratio:.1%}")
+            self._alert("recovered", host, fs, f"back to {fs.bytes_ratio:.0%} full")
+            self._refresh_usage(host, engine)
+            return
+        holders = self._untouchable(host, engine)
+        self.log("eviction-shortfall", "warning", host=host.address,
+                 used=f"{fs.bytes_ratio:.1%}", holders=holders)  # fmt: skip
+        self._alert("shortfall", host, fs, "nothing more may be removed; the biggest holders "
+                    f"bilge may not touch: {holders}")  # fmt: skip
+
+    def _untouchable(self, host: _Host, engine: Engine) -> str:
+        """The biggest objects that stay: what a person must look at."""
+        snap = commands.snapshot(self._context(host, engine))
+        logs = sorted(snap.containers, key=lambda c: -c.log_file_bytes)[:2]
+        parts = [f"{o.kind} {o.name} ({format_size(o.bytes)})" for o in largest(snap, 3)]
+        parts += [f"log of {c.name} ({format_size(c.log_file_bytes)})" for c in logs
+                  if c.log_file_bytes]  # fmt: skip
+        return ", ".join(parts) or "none found"
+
+    def _alert(self, event: str, host: _Host, fs: Filesystem, text: str) -> None:
+        if self.webhook is None:
+            return
+        details = {"used_ratio": round(fs.bytes_ratio, 4),
+                   "inodes_ratio": round(fs.inodes_ratio, 4),
+                   "free_bytes": fs.free_bytes}  # fmt: skip
+        try:
+            self.webhook.send(Alert(event, host.address, text, details))
+            self.log("alert-sent", host=host.address, alert=event, to=self.webhook.where)
+        except AlertError as exc:
+            self.metrics.error(host.address, "alert")
+            self.log("alert-failed", "error", host=host.address, alert=event, error=str(exc))
+
+    # --- events --------------------------------------------------------------------
+
+    def _follow_events(self, host: _Host) -> None:
+        backoff = BACKOFF_START
+        while not self.stop.is_set():
+            try:
+                engine = self.engine_factory(host.address)
+                host.stream = engine.events(("container", "image"))
+                backoff = BACKOFF_START
+                for event in host.stream:
+                    self._on_event(host, engine, event)
+            except BilgeError as exc:
+                if self.stop.is_set():
+                    break
+                self.metrics.error(host.address, "engine")
+                self.log("events-lost", "warning", host=host.address, error=str(exc),
+                         retry_in=backoff)  # fmt: skip
+            if not self.stop.is_set():
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_CAP)
+
+    def _on_event(self, host: _Host, engine: Engine, event: dict[str, Any]) -> None:
+        use = interpret(event)
+        if use is None:
+            return
+        self.wake.set()
+        if use.gone:
+            if use.image_ref.startswith("sha256:"):
+                self.store.forget_image(host.address, use.image_ref)
+            return
+        image_id = self._image_id(host, engine, use.image_ref, use.container_id)
+        if image_id:
+            for one in self._with_parents(engine, image_id):
+                self.store.record_image_use(host.address, one, use.at)
+
+    def _image_id(self, host: _Host, engine: Engine, ref: str, container_id: str) -> str:
+        try:
+            if container_id:
+                if container_id in host.container_images:
+                    return host.container_images[container_id]
+                image = str(engine.inspect_container(container_id).get("Image") or "")
+                if len(host.container_images) > CONTAINER_CACHE:
+                    host.container_images.clear()
+                host.container_images[container_id] = image
+                return image
+            return str(engine.inspect_image(ref).get("Id") or "")
+        except ObjectGone:
+            try:  # the container is gone (destroy): its image by the event's name
+                return str(engine.inspect_image(ref).get("Id") or "") if ref else ""
+            except EngineError:
+                return ""
+        except EngineError:
+            return ""
+
+    def _with_parents(self, engine: Engine, image_id: str) -> list[str]:
+        """The image and its parents (local builds): a parent is used when a child is."""
+        out = [image_id]
+        for _ in range(PARENT_DEPTH):
+            try:
+                parent = str(engine.inspect_image(out[-1]).get("Parent") or "")
+            except EngineError:
+                break
+            if not parent or parent in out:
+                break
+            out.append(parent)
+        return out
+
+
+def run(hosts: list[str], policy: Policy, store: StateStore, options: WatchOptions) -> int:
+    guard = Guard(hosts, policy, store, options)
+    guard.handle_signals()
+    return guard.run()
