@@ -351,6 +351,7 @@ class Guard:
                 engine = self.engine_factory(host.address)
                 host.stream = engine.events(("container", "image"))
                 backoff = BACKOFF_START
+                self.log("following-events", host=host.address)
                 for event in host.stream:
                     self._on_event(host, engine, event)
             except BilgeError as exc:
