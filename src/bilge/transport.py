@@ -159,15 +159,19 @@ class _UnixStream:
         try:
             while line := self._resp.readline():
                 yield line
-        except (OSError, http.client.HTTPException, ValueError):
+        except (OSError, http.client.HTTPException, ValueError, AttributeError):
             return  # closed under us, or the engine went away: the stream ends
+        finally:
+            self._conn.close()
 
     def close(self) -> None:
+        # Only shut the socket down: that wakes a reader blocked in readline, which
+        # then closes the connection itself (closing it here would pull the
+        # response out from under the reader).
         sock = self._conn.sock
         if sock is not None:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in readline
-        self._conn.close()
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _unreachable(socket_path: str, exc: BaseException) -> EngineUnreachable:

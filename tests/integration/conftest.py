@@ -3,13 +3,19 @@
 `sandbox` (session) starts one engine for the whole run through
 `scripts/sandbox-engine`; `disk_sandbox` (session, started only when a test asks for it)
 is a second one whose data-root is a 512 MB loop-mounted ext4 filesystem, for disk-full
-scenarios. Both are stopped at the end of the session, also after a failure, Ctrl-C or
-SIGTERM; a session killed outright leaves them behind, and the next session stops them.
+scenarios. The incident replay has two more: `incident_sandbox` on a 256 MB ext4 disk
+(filled to its last block) and `inode_sandbox` on a 256 MB tmpfs with 4,000 inodes
+(filled to its last inode). All are stopped at the end of the session, also after a
+failure, Ctrl-C or SIGTERM; a session killed outright leaves them behind, and the next
+session stops them.
 
-Tests use `engine` / `disk_engine`: the same engines, reset after each test (no
-containers, volumes, custom networks, build cache, or images but the base image), so
-that no test sees another's objects. Every test in this directory is marked `engine`
-(`pytest -m "not engine"` skips them).
+Tests use `engine` / `disk_engine` / `incident_engine` / `inode_engine`: the same
+engines, reset after each test (no containers, volumes, custom networks, build cache,
+or images but the base image), so that no test sees another's objects. Every test in
+this directory is marked `engine` (`pytest -m "not engine"` skips them).
+
+`demo/incident.py`, the incident replay that `scripts/demo` runs, is importable here
+as `incident`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -28,6 +35,9 @@ from helpers import Sandbox, reset_engine, start_sandbox, stop_sandbox
 
 HERE = Path(__file__).resolve().parent
 PREFIX = "bilge-sandbox-"
+
+# The demo and these tests share the incident replay; it is a script, not a package.
+sys.path.insert(0, str(HERE.parents[1] / "demo"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -66,7 +76,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _session_sandbox(disk: str | None) -> Iterator[Sandbox]:
+def _session_sandbox(disk: str | None = None, tmpfs: str | None = None) -> Iterator[Sandbox]:
     _sweep_stale_sandboxes()
     # A SIGTERM (CI timeout, `kill`) then tears the engines down like Ctrl-C does.
     trapped = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
@@ -76,7 +86,7 @@ def _session_sandbox(disk: str | None) -> Iterator[Sandbox]:
     # basetemps, which must never happen to a directory with mounts in it.
     directory = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     try:
-        yield start_sandbox(directory, disk=disk)
+        yield start_sandbox(directory, disk=disk, tmpfs=tmpfs)
     finally:
         stop_sandbox(directory)
         if trapped and signal.getsignal(signal.SIGTERM) is _interrupt:
@@ -107,3 +117,31 @@ def disk_engine(disk_sandbox: Sandbox) -> Iterator[Sandbox]:
     """`disk_sandbox`, reset after the test."""
     yield disk_sandbox
     reset_engine(disk_sandbox)
+
+
+@pytest.fixture(scope="session")
+def incident_sandbox() -> Iterator[Sandbox]:
+    """A private engine whose data-root is a 256 MB ext4 filesystem: small enough to
+    fill to its last block in seconds."""
+    yield from _session_sandbox(disk="256M")
+
+
+@pytest.fixture(scope="session")
+def inode_sandbox() -> Iterator[Sandbox]:
+    """A private engine whose data-root is a 256 MB tmpfs with 4,000 inodes: it runs
+    out of inodes long before bytes."""
+    yield from _session_sandbox(tmpfs="256M:4000")
+
+
+@pytest.fixture
+def incident_engine(incident_sandbox: Sandbox) -> Iterator[Sandbox]:
+    """`incident_sandbox`, reset after the test."""
+    yield incident_sandbox
+    reset_engine(incident_sandbox)
+
+
+@pytest.fixture
+def inode_engine(inode_sandbox: Sandbox) -> Iterator[Sandbox]:
+    """`inode_sandbox`, reset after the test."""
+    yield inode_sandbox
+    reset_engine(inode_sandbox)

@@ -140,10 +140,12 @@ def _run_script(*args: str, interruptible: bool) -> None:
             )
 
 
-def start_sandbox(directory: Path, *, disk: str | None = None) -> Sandbox:
+def start_sandbox(directory: Path, *, disk: str | None = None, tmpfs: str | None = None) -> Sandbox:
     """Start a sandbox engine in `directory` (`disk`: size of a loop-mounted ext4
-    data-root, e.g. "512M") and return it. Call `stop_sandbox` even if this fails."""
+    data-root, e.g. "512M"; `tmpfs`: "SIZE:INODES" of a tmpfs data-root, e.g.
+    "256M:4000") and return it. Call `stop_sandbox` even if this fails."""
     args = ["start", str(directory)] + (["--disk", disk] if disk else [])
+    args += ["--tmpfs", tmpfs] if tmpfs else []
     _run_script(*args, interruptible=True)
     exports: dict[str, str] = {}
     for line in (directory / "env").read_text().splitlines():
