@@ -30,8 +30,7 @@ REMOVABLE_STATES = frozenset({"exited", "dead", "created"})
 
 DAEMON_LOG_FIX = (
     'in /etc/docker/daemon.json: {"log-driver": "json-file", '
-    '"log-opts": {"max-size": "10m", "max-file": "3"}} (new containers), and '
-    '[logs] max_size = "100MB" in bilge.toml for the logs that exist'
+    '"log-opts": {"max-size": "10m", "max-file": "3"}} (new containers)'
 )
 
 
@@ -256,7 +255,15 @@ def _logs_unbounded(f: _Facts) -> Finding:
         f"{len(unbounded)} container(s) log without max-size: "
         "their logs grow until the disk is full"
     )
-    return Finding("logs-unbounded", Severity.WARNING, title, DAEMON_LOG_FIX, evidence)
+    limit = f.policy.logs.max_size
+    existing = (
+        f"bilge apply truncates those over [logs] max_size ({format_size(limit)})"
+        if limit
+        else '[logs] max_size = "100MB" in bilge.toml for the logs that exist'
+    )
+    return Finding(
+        "logs-unbounded", Severity.WARNING, title, f"{DAEMON_LOG_FIX}; {existing}", evidence
+    )
 
 
 def _logs_large(f: _Facts) -> Finding:

@@ -240,8 +240,10 @@ def test_many_removals_list_only_the_rest() -> None:
     text = outcome_text(Outcome(PLAN, (*removed, failed), T0, T0))
     assert "job-3" not in text
     assert "engine answered 500" in text
-    assert "... and 30 objects removed (not listed)" in text
+    assert "... and 30 more removed (bilge history lists them)" in text
     assert "removed 30, skipped 0, failed 1" in text
+    all_removed = outcome_text(Outcome(PLAN, removed, T0, T0))
+    assert "All 30 objects removed (bilge history lists them)" in all_removed
 
 
 # -- history -----------------------------------------------------------------

@@ -302,7 +302,8 @@ def render_outcome(console: Console, outcome: Outcome) -> None:
         console.print(_outcome_table(shown))
     hidden = len(outcome.results) - len(shown)
     if hidden:
-        console.print(Text(f"... and {_objects(hidden)} removed (not listed)", style="dim"))
+        more = f"... and {hidden} more" if shown else f"All {_objects(hidden)}"
+        console.print(Text(f"{more} removed (bilge history lists them)", style="dim"))
     console.print(_totals_line(outcome))
     console.print(Text(_freed_line(outcome)))
 
