@@ -372,6 +372,8 @@ class StateStore:
         written = len(self._pending)
         self._pending.clear()
         self._degraded = None
+        if written:
+            self._warn(f"space is back: {_records(written)} kept in memory now written")
         return written
 
     def _final_flush(self) -> None:

@@ -296,7 +296,9 @@ def test_close_writes_what_is_kept_in_memory(tmp_path: Path, disk: Disk) -> None
     disk.fails = None
     store.close()
     assert stored_audit(tmp_path) == [(1, "v1", None, "")]
-    assert store.take_warnings()[1:] == []
+    assert store.take_warnings()[1:] == [
+        f"state store {store.path}: space is back: 1 record kept in memory now written"
+    ]
 
 
 def test_an_io_error_means_a_full_disk_only_when_the_filesystem_is_full(
