@@ -14,6 +14,7 @@ without database markers, keep labels here and there, and build cache records.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
@@ -26,6 +27,7 @@ from bilge.model import (
     Image,
     Mount,
     Network,
+    OrphanDir,
     Snapshot,
     Volume,
     VolumeContents,
@@ -34,7 +36,9 @@ from bilge.policy import (
     BuildCachePolicy,
     ContainersPolicy,
     ImagesPolicy,
+    LogsPolicy,
     NetworksPolicy,
+    OrphansPolicy,
     Policy,
     VolumesPolicy,
 )
@@ -321,6 +325,26 @@ def _containers(
 
 
 @st.composite
+def _logging(draw: st.DrawFn, containers: list[Container]) -> list[Container]:
+    """Log drivers and log files (truncation candidates) for the drawn containers."""
+    return [
+        replace(
+            c,
+            log_driver=draw(st.sampled_from(["", "json-file", "local"])),
+            log_file_bytes=draw(sizes),
+            log_path=f"/var/lib/docker/containers/{c.id}/{c.id}-json.log",
+        )
+        for c in containers
+    ]
+
+
+@st.composite
+def _orphans(draw: st.DrawFn) -> tuple[OrphanDir, ...]:
+    count = draw(st.integers(min_value=0, max_value=3))
+    return tuple(OrphanDir(f"orphan{n}", draw(sizes), draw(times)) for n in range(count))
+
+
+@st.composite
 def _build_cache(draw: st.DrawFn) -> list[BuildCacheRecord]:
     count = draw(st.integers(min_value=0, max_value=6))
     return [
@@ -344,8 +368,8 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
     images = draw(_images())
     volumes = draw(_volumes())
     networks = draw(_networks())
-    return snapshot(
-        containers=draw(_containers(images, volumes, networks)),
+    snap = snapshot(
+        containers=draw(_logging(draw(_containers(images, volumes, networks)))),
         images=images,
         volumes=volumes,
         networks=networks,
@@ -353,6 +377,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
         # Some layers have no known size: they must count as 0, not fail.
         layers=draw(st.dictionaries(st.sampled_from(LAYERS), sizes)),
     )
+    return replace(snap, orphans=draw(_orphans()))
 
 
 durations = st.sampled_from(
@@ -393,4 +418,6 @@ def policies(draw: st.DrawFn) -> Policy:
             unused_after=draw(durations),
         ),
         networks=NetworksPolicy(unused_after=draw(durations)),
+        logs=LogsPolicy(max_size=draw(st.sampled_from([0, 1000]) | sizes)),
+        orphans=OrphansPolicy(remove=draw(st.booleans()), older_than=draw(durations)),
     )

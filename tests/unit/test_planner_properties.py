@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 from hypothesis import HealthCheck, given, settings
 from snapshots import NOW, policies, snapshots
 
+from bilge.eviction import Target, select
 from bilge.model import Kind, Plan, Snapshot
 from bilge.planner import plan
 from bilge.policy import Policy
@@ -154,7 +155,9 @@ def no_object_the_user_named_is_removed(snap: Snapshot, policy: Policy, p: Plan)
 
 
 def every_object_appears_exactly_once(snap: Snapshot, policy: Policy, p: Plan) -> None:
-    seen = Counter([(a.kind, a.id) for a in p.actions] + [(k.kind, k.id) for k in p.kept])
+    # Logs are not objects: only those over the limit are mentioned.
+    entries = [(a.kind, a.id) for a in p.actions] + [(k.kind, k.id) for k in p.kept]
+    seen = Counter(e for e in entries if e[0] is not Kind.LOG)
     assert set(seen) == set(snap.fingerprints())
     assert set(seen.values()) <= {1}
 
@@ -193,6 +196,35 @@ def total_bytes_is_the_sum_of_the_actions(snap: Snapshot, policy: Policy, p: Pla
     assert all(a.bytes >= 0 for a in p.actions)
 
 
+def logs_are_truncated_only_for_surviving_json_file_containers_over_the_limit(
+    snap: Snapshot, policy: Policy, p: Plan
+) -> None:
+    gone = removed(p, Kind.CONTAINER)
+    containers = {c.id: c for c in snap.containers}
+    for a in (a for a in p.actions if a.kind is Kind.LOG):
+        c = containers[a.id]
+        assert a.id not in gone and c.log_driver == "json-file"
+        assert 0 < policy.logs.max_size < c.log_file_bytes == a.bytes
+
+
+def orphans_go_only_when_asked_and_old_enough(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    orphans = {o.name: o for o in snap.orphans}
+    for a in (a for a in p.actions if a.kind is Kind.ORPHAN):
+        assert policy.orphans.remove
+        assert NOW - orphans[a.id].modified >= policy.orphans.older_than
+
+
+def an_eviction_is_a_part_of_the_plan_in_its_order(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    for goal in (Target(0, 0), Target(1, 0), Target(10**6, 0), Target(10**15, 10**9)):
+        chosen = select(p, snap, goal)
+        assert [a for a in p.actions if a in chosen] == list(chosen)
+        ids = {a.id for a in chosen}
+        for a in chosen:  # a container's folded volumes come with it
+            assert set(a.volumes) <= ids
+        if goal == Target(0, 0):
+            assert chosen == ()
+
+
 PROPERTIES: list[Property] = [
     no_active_container_is_removed,
     no_keep_labelled_object_is_removed,
@@ -215,6 +247,9 @@ PROPERTIES: list[Property] = [
     actions_are_ordered_by_kind_then_children_first,
     image_bytes_are_the_layers_only_removed_images_have,
     total_bytes_is_the_sum_of_the_actions,
+    logs_are_truncated_only_for_surviving_json_file_containers_over_the_limit,
+    orphans_go_only_when_asked_and_old_enough,
+    an_eviction_is_a_part_of_the_plan_in_its_order,
 ]
 
 
