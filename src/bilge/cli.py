@@ -18,6 +18,7 @@ from bilge.engine import resolve_host
 from bilge.errors import EXIT_ERROR, BilgeError, UsageError
 from bilge.model import DEFAULT_CONCURRENCY
 from bilge.prefetch import Prefetch
+from bilge.registry import cli as registry_cli
 
 #: Commands that read the engine's data-root (and so start a prefetch).
 READS_DATA_ROOT = frozenset({"status", "plan", "apply", "doctor"})
@@ -34,6 +35,7 @@ EXAMPLES = {
     "watch": "example: bilge watch\n"
     "         bilge watch --metrics-addr 0.0.0.0:9808 --log-format json",
     "history": "example: bilge history --limit 20",
+    "registry": registry_cli.EXAMPLE,
 }
 
 
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="sample (and evict) once, then exit")
     p = _add(sub, common, "history", "the audit log of removals and recorded usage samples")
     p.add_argument("--limit", type=int, default=50, metavar="N", help="entries to show")
+    registry_cli.add_parser(sub, common)
     return parser
 
 

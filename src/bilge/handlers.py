@@ -21,6 +21,7 @@ from bilge.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from bilge.model import Outcome, Plan, Result
 from bilge.policy import Policy, find_config, load_policy, with_orphans
 from bilge.prefetch import Prefetch
+from bilge.registry import handler as registry
 from bilge.report import json as jsonreport
 from bilge.state import default_state_dir
 
@@ -196,4 +197,5 @@ HANDLERS: dict[str, Callable[[commands.Context, argparse.Namespace], Handled]] =
     "apply": _apply,
     "doctor": _doctor,
     "history": _history,
+    "registry": registry.run,
 }

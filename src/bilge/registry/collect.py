@@ -1,0 +1,116 @@
+"""Registry -> RegistrySnapshot: the catalog, every tag resolved, every manifest read.
+
+In phases, each in parallel (a bounded pool; the client is thread-safe):
+list the catalog, list each repository's tags, resolve each tag (HEAD), read
+each distinct manifest once (GET by digest, then the children of indexes),
+and read the image configs of the repositories a rule applies to (creation
+time and labels: what the rules order by). Every repository is read, ruled
+or not, because a blob is freed only when no manifest anywhere references it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TypeVar
+
+from bilge.registry.client import RegistryClient, Resolved
+from bilge.registry.manifests import with_children_time, with_config
+from bilge.registry.model import Manifest, RegistrySnapshot, Repository
+from bilge.registry.policy import RegistryConfig
+
+WORKERS = 8
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: (repository, digest)
+Key = tuple[str, str]
+
+
+def collect(client: RegistryClient, config: RegistryConfig, now: datetime) -> RegistrySnapshot:
+    """Read the whole registry behind `client`."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        reader = _Reader(client, pool)
+        names = client.repositories()
+        resolved = reader.resolve_all(names)
+        tags = {repo: {t: r.digest for t, r in by_tag.items()} for repo, by_tag in resolved.items()}
+        manifests = reader.read_manifests(tags)
+        ruled = {n for n in names if config.rule_for(n) is not None}
+        manifests = reader.add_times(manifests, ruled)
+    repos = tuple(
+        Repository(
+            name,
+            tags[name],
+            {d: m for (repo, d), m in manifests.items() if repo == name},
+        )
+        for name in sorted(names)
+    )
+    return RegistrySnapshot(config.url, now, repos)
+
+
+def resolve_tags(client: RegistryClient, repository: str) -> dict[str, Resolved]:
+    """Every tag of one repository and what it points at now (apply's view)."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return _Reader(client, pool).resolve_all([repository])[repository]
+
+
+class _Reader:
+    def __init__(self, client: RegistryClient, pool: ThreadPoolExecutor) -> None:
+        self.client = client
+        self.pool = pool
+
+    def _map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        return list(self.pool.map(fn, items))
+
+    def resolve_all(self, names: list[str]) -> dict[str, dict[str, Resolved]]:
+        """repository -> tag -> what it points at; a tag deleted meanwhile is left out."""
+        listed = dict(zip(names, self._map(self.client.tags, names), strict=True))
+        pairs = [(repo, tag) for repo, tags in listed.items() for tag in tags]
+        found = self._map(lambda p: self.client.resolve(*p), pairs)
+        out: dict[str, dict[str, Resolved]] = {name: {} for name in names}
+        for (repo, tag), resolved in zip(pairs, found, strict=True):
+            if resolved is not None:
+                out[repo][tag] = resolved
+        return out
+
+    def read_manifests(self, tags: Mapping[str, Mapping[str, str]]) -> dict[Key, Manifest]:
+        """Every tagged manifest and, level by level, the children of indexes."""
+        manifests: dict[Key, Manifest] = {}
+        todo = sorted({(repo, d) for repo, by_tag in tags.items() for d in by_tag.values()})
+        while todo:
+            for key, manifest in zip(todo, self._map(self._manifest, todo), strict=True):
+                manifests[key] = manifest
+            todo = sorted(
+                {(repo, child) for (repo, _), m in manifests.items() for child in m.children}
+                - manifests.keys()
+            )
+        return manifests
+
+    def _manifest(self, key: Key) -> Manifest:
+        return self.client.manifest(*key)
+
+    def add_times(self, manifests: dict[Key, Manifest], ruled: set[str]) -> dict[Key, Manifest]:
+        """Creation times from image configs (each config read once), then for
+        indexes from their children."""
+        configs = sorted(
+            {(repo, m.config.digest) for (repo, _), m in manifests.items() if m.config}
+        )
+        configs = [(repo, digest) for repo, digest in configs if repo in ruled]
+        bodies = dict(zip(configs, self._map(self._blob, configs), strict=True))
+        out = {key: self._with_config(key[0], m, bodies) for key, m in manifests.items()}
+        for (repo, digest), m in out.items():
+            if m.is_index:
+                children = [out[(repo, c)] for c in m.children if (repo, c) in out]
+                out[(repo, digest)] = with_children_time(m, children)
+        return out
+
+    def _blob(self, key: Key) -> bytes:
+        return self.client.blob(*key)
+
+    def _with_config(self, repo: str, manifest: Manifest, bodies: Mapping[Key, bytes]) -> Manifest:
+        key = (repo, manifest.config.digest if manifest.config else "")
+        if key not in bodies:
+            return manifest
+        return with_config(f"{self.client.label}: {repo}@{key[1]}", manifest, bodies[key])

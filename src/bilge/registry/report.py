@@ -1,0 +1,159 @@
+"""Rich terminal output for `bilge registry plan | apply | gc`.
+
+Tag names, reasons and registry messages come from outside, so they are
+always wrapped in `Text`, never parsed as markup. Loaded only when something
+is shown on a terminal (--json never imports rich).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bilge.model import Result
+from bilge.registry.gc import GcReport
+from bilge.registry.model import Deletion, KeptTag, RegistryOutcome, RegistryPlan
+from bilge.units import format_size
+
+#: Above this many kept tags, --explain groups them by reason.
+KEPT_ROWS = 60
+#: Above this many results, apply lists only those not removed.
+OUTCOME_ROWS = 30
+_STYLE = {Result.REMOVED: "green", Result.SKIPPED: "yellow", Result.FAILED: "red"}
+
+
+def render_plan(console: Console, plan: RegistryPlan, explain: bool) -> None:
+    if plan.deletions:
+        console.print(_deletions_table(plan))
+        tags = sum(len(d.tags) for d in plan.deletions)
+        console.print(
+            Text(
+                f"{len(plan.deletions)} manifests ({tags} tags) to delete, "
+                f"{format_size(plan.total_bytes)} that only they hold "
+                "(freed by `bilge registry gc`)"
+            )
+        )
+    else:
+        console.print(Text("Nothing to delete."))
+    shared = [k for k in plan.kept if k.reason.startswith("shares digest")]
+    for k in shared:
+        console.print(Text(f"{k.repository}:{k.tag} stays: it {k.reason}", "yellow"))
+    if explain:
+        console.print()
+        console.print(_kept(plan.kept))
+    elif plan.kept:
+        console.print(
+            Text(f"{_tags(len(plan.kept))} kept; `bilge registry plan --explain` shows why.", "dim")
+        )
+
+
+def _deletions_table(plan: RegistryPlan) -> Table:
+    made = plan.created_at.strftime("%Y-%m-%d %H:%M")
+    table = Table(title=f"Registry plan, made {made} UTC", title_justify="left")
+    table.add_column("Repository")
+    table.add_column("Tags")
+    table.add_column("Digest")
+    table.add_column("Only it holds", justify="right")
+    table.add_column("Reason")
+    for d in plan.deletions:
+        table.add_row(*_deletion_cells(d), Text(d.reason))
+    return table
+
+
+def _deletion_cells(d: Deletion) -> tuple[Text, Text, Text, str]:
+    tags = ", ".join(d.tags) or "(untagged)"
+    if d.children:
+        tags += f" + {len(d.children)} platform manifests"
+    return Text(d.repository), Text(tags), Text(d.digest[:19]), format_size(d.bytes)
+
+
+def _kept(kept: Sequence[KeptTag]) -> Table:
+    if len(kept) > KEPT_ROWS:
+        return _kept_by_reason(kept)
+    table = Table(title=f"Kept: {_tags(len(kept))}, and why", title_justify="left")
+    table.add_column("Repository")
+    table.add_column("Tag")
+    table.add_column("Digest")
+    table.add_column("Why kept")
+    for k in kept:
+        table.add_row(Text(k.repository), Text(k.tag), Text(k.digest[:19]), Text(k.reason))
+    return table
+
+
+def _kept_by_reason(kept: Sequence[KeptTag]) -> Table:
+    groups: dict[str, int] = {}
+    for k in kept:
+        groups[k.reason] = groups.get(k.reason, 0) + 1
+    table = Table(title=f"Kept: {_tags(len(kept))}, by reason", title_justify="left")
+    table.add_column("Why kept")
+    table.add_column("Tags", justify="right")
+    for reason, count in sorted(groups.items(), key=lambda g: (-g[1], g[0])):
+        table.add_row(Text(reason), str(count))
+    return table
+
+
+def render_outcome(console: Console, outcome: RegistryOutcome) -> None:
+    shown = [
+        r
+        for r in outcome.results
+        if len(outcome.results) <= OUTCOME_ROWS or r.result is not Result.REMOVED
+    ]
+    if shown:
+        table = Table(title="Deletions", title_justify="left")
+        table.add_column("Repository")
+        table.add_column("Tags")
+        table.add_column("Digest")
+        table.add_column("Result")
+        table.add_column("Detail")
+        for r in shown:
+            d = r.deletion
+            cells = _deletion_cells(d)
+            table.add_row(cells[0], cells[1], cells[2], Text(r.result.value, _STYLE[r.result]),
+                          Text(r.detail))  # fmt: skip
+        console.print(table)
+    took = (outcome.finished_at - outcome.started_at).total_seconds()
+    counts = ", ".join(f"{r.value} {outcome.count(r)}" for r in Result)
+    console.print(Text(f"Results: {counts}; took {took:.0f}s."))
+    console.print(
+        Text(
+            f"{format_size(outcome.removed_bytes_predicted)} no longer referenced; "
+            "`bilge registry gc` frees it on the registry's storage."
+        )
+    )
+
+
+def render_gc(console: Console, report: GcReport) -> None:
+    for note in report.notes:
+        console.print(Text(f"note: {note}", "yellow"))
+    took = (report.finished_at - report.started_at).total_seconds()
+    if report.dry_run:
+        console.print(
+            Text(
+                f"Would delete {len(report.blobs)} blobs ({format_size(report.bytes_eligible)}) "
+                f"and {report.manifests} manifests from {report.registry} "
+                f"(registry {report.version}, dry run, nothing changed)."
+            )
+        )
+        return
+    console.print(
+        Text(
+            f"Deleted {len(report.blobs)} blobs ({format_size(report.bytes_eligible)}) and "
+            f"{report.manifests} manifests from {report.registry} (registry {report.version}); "
+            f"read-only for {took:.0f}s, writable again."
+        )
+    )
+    measured = report.freed_bytes_measured
+    console.print(
+        Text(
+            f"Freed {format_size(measured)} (measured on the storage)"
+            if measured is not None
+            else "Freed bytes not measured (the storage is not a local filesystem)."
+        )
+    )
+
+
+def _tags(n: int) -> str:
+    return "1 tag" if n == 1 else f"{n} tags"
