@@ -40,7 +40,7 @@ demo: setup
 	./scripts/demo
 
 bench: setup
-	$(BIN)/python benchmarks/prune_400.py
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

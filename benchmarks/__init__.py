@@ -1,0 +1,1 @@
+"""bilge against its peers, side by side on the same private engine (`make bench`)."""
