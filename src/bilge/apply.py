@@ -23,7 +23,7 @@ from typing import Protocol
 
 from bilge.collect import statvfs
 from bilge.dataroot import DataRoot, orphan_modified, orphan_still_unused, remove_orphan
-from bilge.engine import Engine
+from bilge.engine import Engine, JSONObject
 from bilge.errors import (
     EngineError,
     ObjectConflict,
@@ -122,6 +122,16 @@ def _sync_filesystem(path: str) -> None:
         os.close(fd)
 
 
+def _volume_users(containers: list[JSONObject]) -> dict[str, list[str]]:
+    """Volume name -> ids of the containers (any state) that mount it."""
+    users: dict[str, list[str]] = {}
+    for c in containers:
+        for m in c.get("Mounts") or ():
+            if m.get("Type") == "volume" and m.get("Name"):
+                users.setdefault(str(m["Name"]), []).append(str(c.get("Id") or ""))
+    return users
+
+
 def refuse_stale(plan: Plan, fresh: Snapshot) -> tuple[ActionOutcome, ...]:
     """Outcomes for the actions of a saved plan whose object changed or vanished."""
     if plan.host != fresh.engine.host:
@@ -163,6 +173,7 @@ class _Remover:
         self.with_container: dict[str, int] = {}
         self.lock = threading.Lock()
         self.present: set[str] | None = None
+        self.volume_users: dict[str, list[str]] | None = None
         self.checks: dict[Kind, Callable[[Action], None]] = {
             Kind.CONTAINER: self._container,
             Kind.VOLUME: self._volume,
@@ -174,13 +185,19 @@ class _Remover:
         }
 
     def list_volumes(self) -> None:
-        """Which volumes still exist: one call instead of one per volume that its
-        container should have taken along."""
+        """Just before the volumes go: which still exist (one call instead of one per
+        volume its container should have taken along), and which any container
+        mounts (one listing instead of one per volume: on a crowded host each is a
+        walk over every container in the engine)."""
         if self.with_container:
             try:
                 self.present = {str(v.get("Name")) for v in self.engine.volumes()}
             except EngineError:
                 self.present = None  # each volume then takes the ordinary path
+        try:
+            self.volume_users = _volume_users(self.engine.containers(size=False))
+        except EngineError:
+            self.volume_users = None  # each volume is then checked on its own
 
     def run(self, action: Action) -> ActionOutcome:
         with self.lock:
@@ -247,7 +264,12 @@ class _Remover:
 
     def _volume(self, action: Action) -> None:
         # No inspect first: a vanished volume answers the removal with 404 (a skip).
-        users = self.engine.containers_using(volume=action.id)
+        # A container that mounts it after the listing is the engine's to refuse:
+        # without force it answers 409 for a volume in use (a skip too).
+        if self.volume_users is not None:
+            users = self.volume_users.get(action.id, [])
+        else:
+            users = self.engine.containers_using(volume=action.id)
         if users:
             raise Skip(f"now mounted by container {users[0][:12]}")
         self.engine.remove_volume(action.id)

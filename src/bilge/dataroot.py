@@ -87,9 +87,12 @@ class DataRoot:
         if not mount_id:
             return None
         layer_dir = self.path / self.driver / mount_id
+        init_dir = layer_dir.with_name(mount_id + "-init")
         parts = (
             usage(layer_dir),
-            usage(layer_dir.with_name(mount_id + "-init")),
+            link_usage(layer_dir),
+            usage(init_dir),
+            link_usage(init_dir),
             usage(self._layerdb / "mounts" / container_id),
         )
         return sum(b for b, _ in parts), sum(i for _, i in parts)
@@ -110,8 +113,9 @@ class DataRoot:
         record in the layer database."""
         ldir = self._layerdb / "sha256" / chain_id.removeprefix("sha256:")
         cache_id = _read_text(ldir / "cache-id")
-        if cache_id and (self.path / self.driver / cache_id).is_dir():
-            return du(self.path / self.driver / cache_id) + du(ldir)
+        layer_dir = self.path / self.driver / cache_id
+        if cache_id and layer_dir.is_dir():
+            return du(layer_dir) + link_usage(layer_dir)[0] + du(ldir)
         size = _read_text(ldir / "size")
         return int(size) if size and size.isdigit() else None
 
@@ -160,6 +164,19 @@ def usage(path: Path) -> tuple[int, int]:
         return 0, 0
     scan = scan_dir(path, max_depth=0)
     return scan.bytes + _own_blocks(path), scan.inodes + 1
+
+
+def link_usage(layer_dir: Path) -> tuple[int, int]:
+    """The layer's short link in the driver's `l/` folder (overlay2): its target,
+    "../<64 hex>/diff", is too long to live in the inode, so it takes a block."""
+    short = _read_text(layer_dir / "link")
+    if not short or "/" in short:
+        return 0, 0
+    try:
+        st = (layer_dir.parent / "l" / short).lstat()
+    except OSError:
+        return 0, 0
+    return st.st_blocks * 512, 1
 
 
 def _own_blocks(path: Path) -> int:
@@ -257,7 +274,7 @@ def orphaned_layers(root: DataRoot) -> list[tuple[str, int, datetime]] | None:
             modified = datetime.fromtimestamp(_newest_mtime(path), UTC)
         except OSError:
             continue
-        out.append((name, du(path), modified))
+        out.append((name, du(path) + link_usage(path)[0], modified))
     return out
 
 
