@@ -1,14 +1,14 @@
-"""Reading the data-root in a child process while the parent does everything else.
+"""Reading the data-root in child processes while the parent does everything else.
 
 Walking every container's directories and every volume's content is most of
 what `collect` costs on a crowded host, and it is system calls, not Python:
 threads would only fight over the GIL. So as soon as the command line is
-parsed, bilge forks a child that reads the data-root of a local engine while
-the parent loads the rest of bilge, reads the policy and lists the engine's
-objects. The parent then takes the child's answers for the objects the engine
-listed, and reads anything the child did not see (created in the meantime)
-itself. When anything about the child fails, the parent reads everything
-itself, as if there had been no child.
+parsed, bilge forks one reader per core (each takes every n-th container and
+volume) that reads the data-root of a local engine while the parent loads the
+rest of bilge, reads the policy and lists the engine's objects. The parent
+then takes the readers' answers for the objects the engine listed, and reads
+anything they did not see (created in the meantime, or a reader that failed)
+itself. When every reader fails, the parent reads everything itself.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from bilge.transport import UnixHTTP
 #: The child only asks the engine where its data-root is; a slow answer means
 #: a busy engine, and the parent's own reading is then as good.
 INFO_TIMEOUT_SECONDS = 10
+#: Readers forked at most: one per core helps, more only fight over the disk.
+MAX_READERS = 4
 
 
 @dataclass
@@ -43,36 +45,30 @@ class DataRootFacts:
 
 
 class Prefetch:
-    """A running child reading one local engine's data-root."""
+    """Children reading one local engine's data-root, each its share of it."""
 
-    def __init__(self, pid: int, read_fd: int) -> None:
-        self._pid = pid
-        self._fd: int | None = read_fd
+    def __init__(self, readers: list[tuple[int, int]]) -> None:
+        self._readers: list[tuple[int, int]] | None = readers  # (pid, read fd)
         self._facts: DataRootFacts | None = None
 
     @classmethod
-    def start(cls, host: str) -> Prefetch | None:
-        """Fork the reader for `host`, if it is a local socket and forking is safe."""
+    def start(cls, host: str, count: int | None = None) -> Prefetch | None:
+        """Fork the readers for `host`, if it is a local socket and forking is safe:
+        one per core (at most MAX_READERS), since walking trees is system calls."""
         if not host.startswith("unix://") or threading.active_count() > 1:
             return None  # forking a threaded process could copy a held lock
-        read_fd, write_fd = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_fd)
-            os.close(write_fd)
-            return None
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            os.close(read_fd)
-            _child(host, write_fd)
-        os.close(write_fd)
-        return cls(pid, read_fd)
+        count = count or max(1, min(MAX_READERS, os.cpu_count() or 1))
+        readers = []
+        for index in range(count):
+            reader = _fork(host, index, count)
+            if reader is not None:
+                readers.append(reader)
+        return cls(readers) if readers else None
 
     def facts(self, path: str, driver: str) -> DataRootFacts | None:
-        """The child's answers, if it read this data-root; waits for it to finish."""
-        if self._fd is not None:
-            self._facts = _receive(self._fd)
-            self._fd = None
+        """The children's answers, merged, if they read this data-root; waits for them."""
+        if self._readers is not None:
+            self._facts = _merge([_receive(fd) for _, fd in self._readers])
             self._reap()
         facts = self._facts
         if facts is None or facts.path != path or facts.driver != driver:
@@ -80,15 +76,46 @@ class Prefetch:
         return facts
 
     def close(self) -> None:
-        """Stop the child if its answers were never asked for (an early error)."""
-        if self._fd is not None:
-            os.close(self._fd)  # the child's next write fails, and it exits
-            self._fd = None
+        """Stop the children if their answers were never asked for (an early error)."""
+        if self._readers is not None:
+            for _, fd in self._readers:
+                os.close(fd)  # the child's next write fails, and it exits
             self._reap()
 
     def _reap(self) -> None:
-        with contextlib.suppress(ChildProcessError):  # already reaped
-            os.waitpid(self._pid, 0)
+        for pid, _ in self._readers or ():
+            with contextlib.suppress(ChildProcessError):  # already reaped
+                os.waitpid(pid, 0)
+        self._readers = None
+
+
+def _fork(host: str, index: int, count: int) -> tuple[int, int] | None:
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        os.close(read_fd)
+        _child(host, write_fd, index, count)
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _merge(parts: list[DataRootFacts | None]) -> DataRootFacts | None:
+    """One answer from the shares; a share that failed is read by the parent later."""
+    done = [p for p in parts if p is not None]
+    if not done or any((p.path, p.driver) != (done[0].path, done[0].driver) for p in done):
+        return None
+    merged = DataRootFacts(done[0].path, done[0].driver)
+    for part in done:
+        merged.containers.update(part.containers)
+        merged.volumes.update(part.volumes)
+        if part.orphans is not None:
+            merged.orphans = part.orphans
+    return merged
 
 
 def _receive(fd: int) -> DataRootFacts | None:
@@ -104,10 +131,10 @@ def _receive(fd: int) -> DataRootFacts | None:
     return facts if isinstance(facts, DataRootFacts) else None
 
 
-def _child(host: str, write_fd: int) -> None:  # pragma: no cover - runs in the child
+def _child(host: str, write_fd: int, index: int, count: int) -> None:  # pragma: no cover
     code = 0
     try:
-        facts = read_data_root(host)
+        facts = read_data_root(host, index, count)
         if facts is not None:
             with os.fdopen(write_fd, "wb") as pipe:
                 pipe.write(pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL))
@@ -117,9 +144,10 @@ def _child(host: str, write_fd: int) -> None:  # pragma: no cover - runs in the 
         os._exit(code)
 
 
-def read_data_root(host: str) -> DataRootFacts | None:
-    """Every container's and every local volume's facts, read from the data-root
-    of the engine at `host` (None when it is not readable from here)."""
+def read_data_root(host: str, index: int = 0, count: int = 1) -> DataRootFacts | None:
+    """Containers' and local volumes' facts, read from the data-root of the engine at
+    `host` (None when it is not readable from here): share `index` of `count`, every
+    count-th object in name order; the first share also looks for orphans."""
     http = UnixHTTP(host, timeout=INFO_TIMEOUT_SECONDS)
     try:
         status, body = http.request("GET", "/info")
@@ -133,18 +161,19 @@ def read_data_root(host: str) -> DataRootFacts | None:
         return None
     root = DataRoot(path, driver)
     facts = DataRootFacts(path, driver)
-    for cid in _names(root.path / "containers"):
+    for cid in _names(root.path / "containers")[index::count]:
         facts.containers[cid] = root.container(cid)
-    for name in _names(root.path / "volumes"):
+    for name in _names(root.path / "volumes")[index::count]:
         data = root.volume_dir(name) / "_data"
         if data.is_dir():
             facts.volumes[name] = root.scan_volume(name, str(data))
-    facts.orphans = orphaned_layers(root)
+    if index == 0:
+        facts.orphans = orphaned_layers(root)
     return facts
 
 
 def _names(directory: Path) -> list[str]:
     try:
-        return [e.name for e in os.scandir(directory) if e.is_dir(follow_symlinks=False)]
+        return sorted(e.name for e in os.scandir(directory) if e.is_dir(follow_symlinks=False))
     except OSError:
         return []
