@@ -42,6 +42,7 @@ import bcrypt
 import httpx
 import pytest
 import yaml
+from bilge_cli import Run
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -597,16 +598,6 @@ def days_ago(days: float) -> datetime:
 
 
 # --- running bilge --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import Any
 
 import incident
 import pytest
+from bilge_cli import Run
 from helpers import Sandbox
 
 #: Grace periods of zero (the clutter is seconds old), and json-file logs cut to 1 MB.
@@ -59,16 +60,6 @@ REMOVED_ROLES = frozenset({"exited-job", "created", "logs-exited", "filler"})
 #: Findings whose trigger the replay's clutter is.
 FLAGGED = ("exited-containers", "dangling-volumes", "logs-unbounded")
 SEVERITIES = frozenset({"ok", "warning", "critical"})
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 @dataclass(frozen=True)
