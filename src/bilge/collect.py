@@ -57,9 +57,10 @@ def collect(
     local = read_data_root and bool(root_path) and DataRoot.readable(root_path)
     root = DataRoot(root_path, driver) if local else None
     with ThreadPoolExecutor(max_workers=1) as pool:
-        # The engine walks its volumes for /system/df; let it do so while we
-        # read the rest, rather than one after the other.
-        df_future = pool.submit(engine.system_df)
+        # On API 1.41 the engine walks its volumes for /system/df whatever we ask;
+        # let it do so while we read the rest, rather than one after the other.
+        # With the data-root readable only the build cache is needed from it.
+        df_future = pool.submit(engine.system_df, build_cache_only=root is not None)
         containers_raw = engine.containers(size=root is None)
         images_raw = engine.images()
         volumes_raw = engine.volumes()

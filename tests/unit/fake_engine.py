@@ -58,7 +58,7 @@ class FakeEngine:
     def networks(self) -> list[JSON]:
         return self.network_list
 
-    def system_df(self) -> JSON:
+    def system_df(self, *, build_cache_only: bool = False) -> JSON:
         return self.df
 
     def _find(self, items: list[JSON], key: str, value: str) -> JSON:

@@ -115,3 +115,13 @@ def test_no_socket_is_unreachable(tmp_path: Path) -> None:
     http = UnixHTTP(f"unix://{tmp_path}/none.sock", timeout=1)
     with pytest.raises(EngineUnreachable, match="No such file"):
         http.request("GET", "/version")
+
+
+def test_the_build_cache_alone_is_asked_for_where_the_api_allows_it(server: _Server) -> None:
+    server.answers["/v1.41/system/df"] = (200, b"{}")
+    DockerEngine(_host(server)).system_df(build_cache_only=True)
+    assert server.seen[-1] == "GET /v1.41/system/df"
+    server.answers["/version"] = (200, json.dumps({"ApiVersion": "1.43"}).encode())
+    server.answers["/v1.43/system/df"] = (200, b"{}")
+    DockerEngine(_host(server)).system_df(build_cache_only=True)
+    assert server.seen[-1] == "GET /v1.43/system/df?type=build-cache"
