@@ -45,3 +45,10 @@ def test_the_readme_commands_are_the_makefile_targets() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.strip().splitlines()[-1] == "make test"
+
+
+def test_test_modules_have_distinct_names() -> None:
+    # pytest imports test modules by basename (no packages): two of the same name
+    # in tests/unit and tests/integration stop `make test` at collection.
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
