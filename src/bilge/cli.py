@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     _orphans_option(p)
     p = _add(sub, common, "plan", "what would be removed, why, and how many bytes it frees")
     _orphans_option(p)
-    p.add_argument("--explain", action="store_true", help="also show what is kept and why")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="list every action (a long plan is shown by kind) and what is kept, and why",
+    )
     p.add_argument("--out", type=Path, metavar="FILE", help="save the plan for `apply --plan`")
     p = _add(sub, common, "apply", "remove what the plan says, safely")
     _orphans_option(p)

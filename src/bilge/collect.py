@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 from bilge.dataroot import DataRoot, orphaned_layers
 from bilge.engine import Engine, JSONObject
 from bilge.errors import EngineError
+from bilge.listing import list_engine
 from bilge.model import (
     BuildCacheRecord,
     Container,
@@ -49,35 +49,27 @@ def collect(
     prefetch: Prefetch | None = None,
 ) -> Snapshot:
     """Read the engine (and its data-root when local) into a Snapshot; `prefetch`
-    is a child already reading that data-root (prefetch.py)."""
-    info = engine.info()
-    version = engine.version()
-    root_path = str(info.get("DockerRootDir") or "")
-    driver = str(info.get("Driver") or "")
-    local = read_data_root and bool(root_path) and DataRoot.readable(root_path)
+    may have listed the engine already and be reading its data-root (prefetch.py)."""
+    listing = prefetch.listing(engine.host) if prefetch and read_data_root else None
+    if listing is None:
+        listing = list_engine(engine, now, read_data_root=read_data_root)
+    root_path, driver, local = listing.data_root, listing.driver, listing.local
     root = DataRoot(root_path, driver) if local else None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # On API 1.41 the engine walks its volumes for /system/df whatever we ask;
-        # let it do so while we read the rest, rather than one after the other.
-        # With the data-root readable only the build cache is needed from it.
-        df_future = pool.submit(engine.system_df, build_cache_only=root is not None)
-        containers_raw = engine.containers(size=root is None)
-        images_raw = engine.images()
-        volumes_raw = engine.volumes()
-        networks = _parse_all(engine.networks(), "network", _network)
-        facts = prefetch.facts(root_path, driver) if prefetch and root else None
-        if root is not None and facts is not None:
-            root.adopt(facts.containers, facts.volumes)
-        containers = _parse_all(containers_raw, "container", lambda c: _container(c, now, root))
-        df = df_future.result()
-    images, layers = _images(images_raw, df, root)
+    facts = prefetch.facts(root_path, driver) if prefetch and root else None
+    if root is not None and facts is not None:
+        root.adopt(facts.containers, facts.volumes)
+    now = listing.taken_at
+    networks = _parse_all(listing.networks, "network", _network)
+    containers = _parse_all(listing.containers, "container", lambda c: _container(c, now, root))
+    df = listing.system_df
+    images, layers = _images(listing.images, df, root)
     containers = _resolve_networks(containers, networks)
     return Snapshot(
         taken_at=now,
         engine=EngineInfo(
             host=engine.host,
-            api_version=str(version.get("ApiVersion") or ""),
-            server_version=str(version.get("Version") or ""),
+            api_version=str(listing.version.get("ApiVersion") or ""),
+            server_version=str(listing.version.get("Version") or ""),
             data_root=root_path,
             storage_driver=driver,
             local=local,
@@ -85,7 +77,7 @@ def collect(
         containers=containers,
         images=images,
         layers=layers,
-        volumes=_volumes(volumes_raw, df, root),
+        volumes=_volumes(listing.volumes, df, root),
         build_cache=_parse_all(df.get("BuildCache") or [], "build cache record", _cache_record),
         networks=networks,
         filesystem=statvfs(root_path) if local else None,

@@ -50,7 +50,10 @@ class Context:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = self.engine_factory(self.host)
+            if self.prefetch is not None and self.engine_factory is DockerEngine:
+                self._engine = self.prefetch.engine(self.host)
+            if self._engine is None:
+                self._engine = self.engine_factory(self.host)
         return self._engine
 
     @property

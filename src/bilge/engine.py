@@ -11,6 +11,7 @@ objects; `collect` is the only reader that turns them into the model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,8 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from bilge import buildkit
+from bilge.buildkit import BuildKitError
 from bilge.errors import EngineError, EngineUnreachable, ObjectConflict, ObjectGone
-from bilge.transport import Params, Stream, Transport, open_transport, quoted
+from bilge.transport import Params, Stream, Transport, UnixHTTP, open_transport, quoted
 
 JSONObject = dict[str, Any]
 T = TypeVar("T")
@@ -184,8 +187,13 @@ class DockerEngine:
 
     def system_df(self, *, build_cache_only: bool = False) -> JSONObject:
         """/system/df; `build_cache_only` asks for the build cache alone where the API
-        allows it (1.42 and newer). Before, the engine always walks every volume and
-        container for it, as `docker system df -v` does."""
+        allows it (1.42 and newer). Before, the engine walks every volume and container
+        for it, as `docker system df -v` does: on a local socket BuildKit's own API is
+        asked instead (buildkit.py), and /system/df only if that fails."""
+        old_api = not self._api_at_least(1, 42)
+        if build_cache_only and old_api and isinstance(self._http, UnixHTTP):
+            with contextlib.suppress(BuildKitError):  # then /system/df, the long way
+                return {"BuildCache": buildkit.disk_usage(self._http.socket_path)}
         params = {"type": "build-cache"} if build_cache_only and self._api_at_least(1, 42) else None
         got = self._api("GET", "/system/df", "disk usage", params)
         return _expect(dict, got, "disk usage")

@@ -9,6 +9,9 @@ rest of bilge, reads the policy and lists the engine's objects. The parent
 then takes the readers' answers for the objects the engine listed, and reads
 anything they did not see (created in the meantime, or a reader that failed)
 itself. When every reader fails, the parent reads everything itself.
+
+Once the readers are forked (forking a threaded process could copy a held
+lock), a thread lists the engine's objects too (listing.py).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from datetime import datetime
 from pathlib import Path
 
 from bilge.dataroot import ContainerFiles, DataRoot, VolumeScan, orphaned_layers
+from bilge.engine import DockerEngine
 from bilge.errors import BilgeError
+from bilge.listing import Listing, ListingThread
 from bilge.transport import UnixHTTP
 
 #: The child only asks the engine where its data-root is; a slow answer means
@@ -45,11 +50,13 @@ class DataRootFacts:
 
 
 class Prefetch:
-    """Children reading one local engine's data-root, each its share of it."""
+    """Children reading one local engine's data-root, each its share of it, and
+    a thread listing the engine."""
 
-    def __init__(self, readers: list[tuple[int, int]]) -> None:
+    def __init__(self, readers: list[tuple[int, int]], lister: ListingThread | None = None) -> None:
         self._readers: list[tuple[int, int]] | None = readers  # (pid, read fd)
         self._facts: DataRootFacts | None = None
+        self._lister = lister
 
     @classmethod
     def start(cls, host: str, count: int | None = None) -> Prefetch | None:
@@ -63,7 +70,15 @@ class Prefetch:
             reader = _fork(host, index, count)
             if reader is not None:
                 readers.append(reader)
-        return cls(readers) if readers else None
+        return cls(readers, ListingThread(host)) if readers else None
+
+    def engine(self, host: str) -> DockerEngine | None:
+        """The listing thread's engine for `host`, ready to use, if it has one."""
+        return self._lister.engine(host) if self._lister else None
+
+    def listing(self, host: str) -> Listing | None:
+        """The engine's listing, if it was made for `host` (once; waits for it)."""
+        return self._lister.take(host) if self._lister else None
 
     def facts(self, path: str, driver: str) -> DataRootFacts | None:
         """The children's answers, merged, if they read this data-root; waits for them."""

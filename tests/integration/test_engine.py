@@ -4,17 +4,20 @@ and the same errors, and the data-root prefetch changes nothing in a snapshot.""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from helpers import Sandbox, make_volume, run_container
+from helpers import Sandbox, build_image, make_volume, run_container
 
+from bilge import buildkit
 from bilge.collect import collect
 from bilge.engine import DockerEngine
 from bilge.errors import EngineUnreachable, ObjectConflict, ObjectGone
 from bilge.model import Snapshot
 from bilge.prefetch import Prefetch
+from bilge.timeparse import parse_time
 from bilge.transport import SdkHTTP, UnixHTTP
 
 TRANSPORTS = ["stdlib", "docker-py"]
@@ -92,9 +95,10 @@ def test_a_dead_socket_is_one_clear_error(tmp_path: object, transport: str) -> N
 
 def _normal(snap: Snapshot) -> Snapshot:
     """The engine lists objects in no fixed order: compare them sorted. The free
-    space differs between two readings anyway."""
+    space differs between two readings anyway, and so does the time of each."""
     return dataclasses.replace(
         snap,
+        taken_at=datetime(2026, 1, 1, tzinfo=UTC),
         filesystem=None,
         containers=tuple(sorted(snap.containers, key=lambda c: c.id)),
         images=tuple(sorted(snap.images, key=lambda i: i.id)),
@@ -117,6 +121,30 @@ def test_the_prefetched_data_root_gives_the_same_snapshot(engine: Sandbox, reade
     with_child = collect(eng, now, prefetch=prefetch)
     alone = collect(eng, now)
     assert with_child.engine.local
+    assert with_child.taken_at > now  # listed by the prefetch's thread, started after `now`
     assert _normal(with_child) == _normal(alone)
     pg = next(v for v in with_child.volumes if v.name == "pg")
     assert pg.contents.data_markers
+
+
+def test_buildkit_lists_the_build_cache_that_system_df_lists(engine: Sandbox) -> None:
+    """On API 1.41 the build cache comes from BuildKit's own API (buildkit.py), not
+    from /system/df: the same records, without the engine walking every volume."""
+    build_image(engine, "bilge-test/bk:1", size=50_000, buildkit=True)
+    build_image(engine, "bilge-test/bk:2", size=20_000, buildkit=True)
+    http = UnixHTTP(engine.host, timeout=60)
+    status, body = http.request("GET", "/v1.41/system/df")
+    assert status == 200
+    by_df = {r["ID"]: r for r in json.loads(body)["BuildCache"]}
+    by_api = {r["ID"]: r for r in buildkit.disk_usage(engine.host.removeprefix("unix://"))}
+    assert by_df and by_api.keys() == by_df.keys()
+    for rid, rec in by_api.items():
+        want = by_df[rid]
+        for key in ("Type", "Description", "InUse", "Shared", "Size", "UsageCount", "Parent"):
+            assert rec[key] == want[key], key
+        for key in ("CreatedAt", "LastUsedAt"):
+            assert parse_time(rec.get(key)) == parse_time(want.get(key)), key
+    eng = DockerEngine(engine.host)
+    only = eng.system_df(build_cache_only=True)
+    assert set(only) == {"BuildCache"}  # /system/df would also list volumes and containers
+    assert {r["ID"] for r in only["BuildCache"]} == by_df.keys()

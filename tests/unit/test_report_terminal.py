@@ -167,6 +167,24 @@ def test_plan_lists_actions_by_kind_with_total() -> None:
     assert "1 object kept; `bilge plan --explain` shows why." in text
 
 
+def test_a_long_plan_is_shown_by_kind_and_largest_and_explain_lists_it_all() -> None:
+    actions = tuple(
+        Action(Kind.CONTAINER, f"c{n}", f"job-{n}", f"exited {n}m ago", 1000 + n, "", "")
+        for n in range(120)
+    ) + (Action(Kind.VOLUME, "v", "big-volume", "anonymous", 9_000_000, "", ""),)
+    plan = Plan(created_at=T0, host="unix:///d.sock", actions=actions, kept=())
+    short = plan_text(plan)
+    assert "Count" in short
+    assert "120" in short and "9.1 MB" in short  # containers counted, total size
+    assert "The 10 largest" in short
+    assert short.index("big-volume") < short.index("job-119")  # largest first
+    assert "job-0 " not in short  # the smallest is not listed
+    assert "--explain` lists every action" in short
+    assert "121 objects" in short
+    full = plan_text(plan, explain=True)
+    assert "job-0 " in full and "job-119" in full and "Count" not in full
+
+
 def test_plan_explain_shows_kept_reasons() -> None:
     text = plan_text(PLAN, explain=True)
     assert "Why kept" in text

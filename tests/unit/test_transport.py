@@ -119,8 +119,9 @@ def test_no_socket_is_unreachable(tmp_path: Path) -> None:
 
 def test_the_build_cache_alone_is_asked_for_where_the_api_allows_it(server: _Server) -> None:
     server.answers["/v1.41/system/df"] = (200, b"{}")
+    # 1.41: BuildKit's API first (this server refuses the upgrade), then /system/df.
     DockerEngine(_host(server)).system_df(build_cache_only=True)
-    assert server.seen[-1] == "GET /v1.41/system/df"
+    assert server.seen[-2:] == ["POST /grpc", "GET /v1.41/system/df"]
     server.answers["/version"] = (200, json.dumps({"ApiVersion": "1.43"}).encode())
     server.answers["/v1.43/system/df"] = (200, b"{}")
     DockerEngine(_host(server)).system_df(build_cache_only=True)

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from bilge.doctor import Finding
 from bilge.model import (
+    Action,
     ActionOutcome,
     AuditEntry,
     EngineInfo,
@@ -39,6 +40,10 @@ BAR_WIDTH = 40
 SPARK_WIDTH = 60
 #: Above this many kept candidates, --explain groups them by reason.
 KEPT_ROWS = 50
+#: Above this many actions, `plan` shows them by kind and the largest few, since
+#: a table of thousands of rows is slow to draw and long to read.
+ACTION_ROWS = 50
+LARGEST_ROWS = 10
 #: Above this many results, apply lists only those not removed.
 OUTCOME_ROWS = 20
 
@@ -216,8 +221,14 @@ def _reclaimable_line(plan: Plan | None) -> str:
 
 def render_plan(console: Console, plan: Plan, explain: bool) -> None:
     """The actions (kind, name, size, reason) and a total; with `explain`, what is kept."""
-    if plan.actions:
+    if plan.actions and (explain or len(plan.actions) <= ACTION_ROWS):
         console.print(_actions_table(plan))
+    elif plan.actions:
+        console.print(_actions_by_kind(plan))
+        console.print(_largest_actions(plan))
+        hint = "`bilge plan --explain` lists every action and why (so does --json)."
+        console.print(Text(hint, "dim"))
+    if plan.actions:
         console.print(
             Text(f"{_objects(len(plan.actions))}, {format_size(plan.total_bytes)} to free")
         )
@@ -240,6 +251,33 @@ def _actions_table(plan: Plan) -> Table:
     table.add_column("Size", justify="right")
     table.add_column("Reason")
     for a in sorted(plan.actions, key=lambda a: _KIND_ORDER[a.kind]):
+        table.add_row(a.kind.value, Text(a.name), format_size(a.bytes), Text(a.reason))
+    return table
+
+
+def _actions_by_kind(plan: Plan) -> Table:
+    groups: dict[Kind, list[Action]] = {}
+    for a in plan.actions:
+        groups.setdefault(a.kind, []).append(a)
+    title = f"Plan for {plan.host}, made {_when(plan.created_at)} UTC"
+    table = Table(title=title, title_justify="left")
+    table.add_column("Kind")
+    table.add_column("Count", justify="right")
+    table.add_column("Size", justify="right")
+    for kind in sorted(groups, key=_KIND_ORDER.__getitem__):
+        group = groups[kind]
+        table.add_row(kind.value, str(len(group)), format_size(sum(a.bytes for a in group)))
+    return table
+
+
+def _largest_actions(plan: Plan) -> Table:
+    largest = sorted(plan.actions, key=lambda a: -a.bytes)[:LARGEST_ROWS]
+    table = Table(title=f"The {len(largest)} largest", title_justify="left")
+    table.add_column("Kind")
+    table.add_column("Name")
+    table.add_column("Size", justify="right")
+    table.add_column("Reason")
+    for a in largest:
         table.add_row(a.kind.value, Text(a.name), format_size(a.bytes), Text(a.reason))
     return table
 
