@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bilge import __version__
+from bilge.configfile import find_config, named_volumes_kept
 from bilge.engine import resolve_host
 from bilge.errors import EXIT_ERROR, BilgeError, UsageError
 from bilge.model import DEFAULT_CONCURRENCY
@@ -152,6 +153,21 @@ def _fail(message: str, verbose: bool) -> None:
     print(f"bilge: error: {message}", file=sys.stderr)
 
 
+def _plan_keeps_named_volumes(args: argparse.Namespace) -> bool:
+    """True when this command only plans (or applies a fresh plan) under a policy that
+    keeps every named volume: reading a named volume's files, possibly a database's
+    millions, would then only size something that stays. `status`, `doctor`,
+    `--explain` and a saved plan's staleness check still see them whole."""
+    plans = args.command == "plan" and not args.explain
+    applies = args.command == "apply" and args.plan is None
+    if not (plans or applies):
+        return False
+    try:
+        return named_volumes_kept(find_config(getattr(args, "config", None)))
+    except BilgeError:
+        return False  # reported once the policy is loaded
+
+
 def _run(args: argparse.Namespace) -> int:
     hosts: list[str] = getattr(args, "host", None) or [resolve_host(None)]
     if args.command == "history":
@@ -160,7 +176,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("a plan file belongs to one engine: give a single -H with --plan/--out")
     # Started before the rest of bilge is even loaded: the data-root is read
     # while Python imports, the policy is validated and the engine answers.
-    prefetch = Prefetch.start(hosts[0]) if args.command in READS_DATA_ROOT else None
+    prefetch = None
+    if args.command in READS_DATA_ROOT:
+        prefetch = Prefetch.start(hosts[0], skip_named=_plan_keeps_named_volumes(args))
     try:
         from bilge import handlers
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from bilge.dataroot import DataRoot, orphaned_layers
+from bilge.dataroot import DataRoot, looks_anonymous, orphaned_layers
 from bilge.engine import Engine, JSONObject
 from bilge.errors import EngineError
 from bilge.listing import list_engine
@@ -259,16 +259,12 @@ def _volume(raw: JSONObject, root: DataRoot | None, engine_size: int) -> Volume:
     return Volume(
         name=name,
         driver=str(raw.get("Driver") or ""),
-        anonymous=ANONYMOUS_LABEL in labels or _looks_anonymous(name),
+        anonymous=ANONYMOUS_LABEL in labels or looks_anonymous(name),
         created=parse_time(raw.get("CreatedAt")),
         mountpoint=str(raw.get("Mountpoint") or ""),
         contents=_volume_contents(raw, root, engine_size),
         labels=labels,
     )
-
-
-def _looks_anonymous(name: str) -> bool:
-    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
 
 
 def _volume_contents(raw: JSONObject, root: DataRoot | None, engine_size: int) -> VolumeContents:

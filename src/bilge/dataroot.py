@@ -141,6 +141,11 @@ class DataRoot:
         return scan_dir(data), _own_blocks(vdir) + _own_blocks(data)
 
 
+def looks_anonymous(name: str) -> bool:
+    """An anonymous volume's name: 64 hex digits (Docker 23+ also labels them)."""
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
 def chain_ids(diff_ids: list[str]) -> tuple[str, ...]:
     """Layer chain ids from diff ids, as the layer store names them."""
     chain: list[str] = []

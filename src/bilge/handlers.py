@@ -17,9 +17,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from bilge import commands
+from bilge.configfile import find_config
 from bilge.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from bilge.model import Outcome, Plan, Result
-from bilge.policy import Policy, find_config, load_policy, with_orphans
+from bilge.policy import Policy, load_policy, with_orphans
 from bilge.prefetch import Prefetch
 from bilge.registry import handler as registry
 from bilge.report import json as jsonreport

@@ -257,7 +257,10 @@ def _named_volume(
     v: Volume, gone: Sequence[str], limits: VolumesPolicy, now: datetime
 ) -> _Decision:
     if not limits.named:
-        return _keep("named volume (volumes.named = false)")
+        # A plan under this policy may leave named volumes unread (cli.py): say so
+        # rather than show them as empty.
+        unseen = "; size not measured" if v.contents.bytes is None else ""
+        return _keep(f"named volume (volumes.named = false){unseen}")
     if limits.protect_data and v.contents.holds_data:
         return _keep(_holds_data(v))
     what = f"named volume of removed container {_names(gone)}" if gone else "unused named volume"

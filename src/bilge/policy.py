@@ -15,9 +15,8 @@ Python, a policy also takes `timedelta`s and, for watermarks, fractions (0.85).
 
 from __future__ import annotations
 
-import os
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -50,7 +49,6 @@ from bilge.units import (
 )
 
 #: The system-wide policy file; a module constant so tests can point it elsewhere.
-SYSTEM_CONFIG = Path("/etc/bilge/bilge.toml")
 
 #: Validation context marking input read from a file, where bare numbers are
 #: refused as watermarks (85 and 0.85 both look plausible there).
@@ -232,43 +230,6 @@ def with_orphans(policy: Policy) -> Policy:
 
 
 # --- finding and loading -------------------------------------------------------------
-
-
-def find_config(explicit: Path | None, env: Mapping[str, str] = os.environ) -> Path | None:
-    """The policy file to use, or None for the built-in defaults.
-
-    In order: `explicit` (--config), $BILGE_CONFIG, SYSTEM_CONFIG, then the
-    user's ($XDG_CONFIG_HOME or ~/.config)/bilge/bilge.toml. A file the user
-    named explicitly must exist; the usual places are used only if they do.
-    """
-    if explicit is not None:
-        return _must_exist(explicit, "given with --config")
-    if env.get("BILGE_CONFIG"):
-        return _must_exist(Path(env["BILGE_CONFIG"]), "named by $BILGE_CONFIG")
-    for candidate in (SYSTEM_CONFIG, _user_config(env)):
-        if candidate is not None and candidate.exists():
-            return candidate
-    return None
-
-
-def _must_exist(path: Path, how: str) -> Path:
-    if not path.exists():
-        raise ConfigError(f"{path}: config file not found ({how})")
-    return path
-
-
-def _user_config(env: Mapping[str, str]) -> Path | None:
-    xdg = env.get("XDG_CONFIG_HOME", "")
-    # The XDG spec says to ignore a relative XDG_CONFIG_HOME.
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "bilge" / "bilge.toml"
-    home = env.get("HOME")
-    if not home:
-        try:
-            home = str(Path.home())
-        except RuntimeError:  # no home at all, e.g. an arbitrary uid in a container
-            return None
-    return Path(home) / ".config" / "bilge" / "bilge.toml"
 
 
 def load_policy(path: Path | None) -> Policy:

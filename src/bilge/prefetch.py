@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bilge.dataroot import ContainerFiles, DataRoot, VolumeScan, orphaned_layers
+from bilge.dataroot import (
+    ContainerFiles,
+    DataRoot,
+    VolumeScan,
+    looks_anonymous,
+    orphaned_layers,
+)
 from bilge.engine import DockerEngine
 from bilge.errors import BilgeError
 from bilge.listing import Listing, ListingThread
@@ -59,15 +65,20 @@ class Prefetch:
         self._lister = lister
 
     @classmethod
-    def start(cls, host: str, count: int | None = None) -> Prefetch | None:
+    def start(
+        cls, host: str, count: int | None = None, *, skip_named: bool = False
+    ) -> Prefetch | None:
         """Fork the readers for `host`, if it is a local socket and forking is safe:
-        one per core (at most MAX_READERS), since walking trees is system calls."""
+        one per core (at most MAX_READERS), since walking trees is system calls.
+        `skip_named`: the command needs nothing from inside named volumes (a plan
+        under a policy that keeps them all): they are left unread, and are then
+        "not seen" in the snapshot, as a volume on another machine is."""
         if not host.startswith("unix://") or threading.active_count() > 1:
             return None  # forking a threaded process could copy a held lock
         count = count or max(1, min(MAX_READERS, os.cpu_count() or 1))
         readers = []
         for index in range(count):
-            reader = _fork(host, index, count)
+            reader = _fork(host, index, count, skip_named)
             if reader is not None:
                 readers.append(reader)
         return cls(readers, ListingThread(host)) if readers else None
@@ -104,7 +115,7 @@ class Prefetch:
         self._readers = None
 
 
-def _fork(host: str, index: int, count: int) -> tuple[int, int] | None:
+def _fork(host: str, index: int, count: int, skip_named: bool) -> tuple[int, int] | None:
     read_fd, write_fd = os.pipe()
     try:
         pid = os.fork()
@@ -114,7 +125,7 @@ def _fork(host: str, index: int, count: int) -> tuple[int, int] | None:
         return None
     if pid == 0:  # pragma: no cover - the child's coverage is not collected
         os.close(read_fd)
-        _child(host, write_fd, index, count)
+        _child(host, write_fd, index, count, skip_named)
     os.close(write_fd)
     return pid, read_fd
 
@@ -146,10 +157,12 @@ def _receive(fd: int) -> DataRootFacts | None:
     return facts if isinstance(facts, DataRootFacts) else None
 
 
-def _child(host: str, write_fd: int, index: int, count: int) -> None:  # pragma: no cover
+def _child(
+    host: str, write_fd: int, index: int, count: int, skip_named: bool
+) -> None:  # pragma: no cover
     code = 0
     try:
-        facts = read_data_root(host, index, count)
+        facts = read_data_root(host, index, count, skip_named=skip_named)
         if facts is not None:
             with os.fdopen(write_fd, "wb") as pipe:
                 pipe.write(pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL))
@@ -159,10 +172,13 @@ def _child(host: str, write_fd: int, index: int, count: int) -> None:  # pragma:
         os._exit(code)
 
 
-def read_data_root(host: str, index: int = 0, count: int = 1) -> DataRootFacts | None:
+def read_data_root(
+    host: str, index: int = 0, count: int = 1, *, skip_named: bool = False
+) -> DataRootFacts | None:
     """Containers' and local volumes' facts, read from the data-root of the engine at
     `host` (None when it is not readable from here): share `index` of `count`, every
-    count-th object in name order; the first share also looks for orphans."""
+    count-th object in name order; the first share also looks for orphans. With
+    `skip_named`, named volumes are recorded as not seen instead of read."""
     http = UnixHTTP(host, timeout=INFO_TIMEOUT_SECONDS)
     try:
         status, body = http.request("GET", "/info")
@@ -180,7 +196,9 @@ def read_data_root(host: str, index: int = 0, count: int = 1) -> DataRootFacts |
         facts.containers[cid] = root.container(cid)
     for name in _names(root.path / "volumes")[index::count]:
         data = root.volume_dir(name) / "_data"
-        if data.is_dir():
+        if skip_named and not looks_anonymous(name):
+            facts.volumes[name] = None  # not seen, so never taken for empty
+        elif data.is_dir():
             facts.volumes[name] = root.scan_volume(name, str(data))
     if index == 0:
         facts.orphans = orphaned_layers(root)

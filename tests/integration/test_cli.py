@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bilge_cli import inventory, make_bilge
+from bilge_cli import ZERO_GRACE, exists, inventory, make_bilge
 from helpers import Sandbox, build_image, make_volume, run_container
 
 
@@ -178,3 +178,32 @@ def test_apply_asks_on_a_terminal(engine: Sandbox, tmp_path: Path) -> None:
     code, screen = _on_a_terminal(bilge, "y")
     assert code == 0, screen
     assert engine.docker("inspect", cid, check=False).returncode != 0
+
+
+def test_a_plan_reads_named_volumes_only_when_the_policy_may_remove_them(
+    engine: Sandbox, tmp_path: Path
+) -> None:
+    """Under `named = false` a plan leaves named volumes unread (a database's files can
+    be millions) and says so; --explain, status and `named = true` read them."""
+    make_volume(engine, "couch-named", files={"_dbs.couch": 5000, "shards/a.couch": 70_000})
+    run_container(engine, name="job", volumes=["/out"], write={"/out/r": 65536})
+    bilge = make_bilge(engine, tmp_path)  # named = false
+    plan = bilge("plan", "--json").json()
+    kept = {k["name"]: k for k in plan["kept"]}
+    unread = "named volume (volumes.named = false); size not measured"
+    assert kept["couch-named"]["reason"] == unread
+    assert kept["couch-named"]["bytes"] == 0
+    assert {a["kind"] for a in plan["actions"]} >= {"container", "volume"}  # the job's
+    assert all(a["bytes"] > 0 for a in plan["actions"] if a["kind"] == "volume")
+
+    explained = {k["name"]: k for k in bilge("plan", "--json", "--explain").json()["kept"]}
+    assert explained["couch-named"]["reason"] == "named volume (volumes.named = false)"
+    assert explained["couch-named"]["bytes"] > 75_000
+    usage = {row["kind"]: row for row in bilge("status", "--json").json()["usage"]}
+    assert usage["volumes"]["bytes"] > 75_000 + 65_536  # the named one and the job's
+
+    removing = bilge.with_policy(ZERO_GRACE.replace("[volumes]", "[volumes]\nnamed = true"))
+    kept = {k["name"]: k for k in removing("plan", "--json").json()["kept"]}
+    assert kept["couch-named"]["reason"].startswith("holds database data: couchdb")
+    assert removing("apply", "--yes").code == 0
+    assert exists(engine, "volume", "couch-named")

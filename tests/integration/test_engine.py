@@ -15,7 +15,7 @@ from bilge import buildkit
 from bilge.collect import collect
 from bilge.engine import DockerEngine
 from bilge.errors import EngineUnreachable, ObjectConflict, ObjectGone
-from bilge.model import Snapshot
+from bilge.model import Snapshot, VolumeContents
 from bilge.prefetch import Prefetch
 from bilge.timeparse import parse_time
 from bilge.transport import SdkHTTP, UnixHTTP
@@ -148,3 +148,20 @@ def test_buildkit_lists_the_build_cache_that_system_df_lists(engine: Sandbox) ->
     only = eng.system_df(build_cache_only=True)
     assert set(only) == {"BuildCache"}  # /system/df would also list volumes and containers
     assert {r["ID"] for r in only["BuildCache"]} == by_df.keys()
+
+
+def test_the_prefetch_may_leave_named_volumes_unread(engine: Sandbox) -> None:
+    run_container(engine, volumes=["/scratch"], write={"/scratch/f": 300_000})
+    make_volume(engine, "plain", files={"blob": 120_000})
+    eng = DockerEngine(engine.host)
+    prefetch = Prefetch.start(engine.host, 2, skip_named=True)
+    assert prefetch is not None
+    unread = collect(eng, datetime.now(UTC), prefetch=prefetch)
+    whole = collect(eng, datetime.now(UTC))
+    plain = next(v for v in unread.volumes if v.name == "plain")
+    assert plain.contents == VolumeContents(visible=False, bytes=None)
+    assert plain.contents.holds_data  # not seen is never taken for empty
+    whole_plain = next(v for v in whole.volumes if v.name == "plain")
+    assert whole_plain.contents.bytes is not None and whole_plain.contents.bytes > 120_000
+    anonymous = {v.name: v for v in unread.volumes if v.anonymous}
+    assert anonymous and anonymous == {v.name: v for v in whole.volumes if v.anonymous}

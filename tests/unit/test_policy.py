@@ -8,7 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from bilge import configfile
 from bilge import policy as policy_module
+from bilge.configfile import find_config, named_volumes_kept
 from bilge.errors import ConfigError
 from bilge.policy import (
     DEFAULT_POLICY,
@@ -16,7 +18,6 @@ from bilge.policy import (
     Policy,
     VolumesPolicy,
     WatchPolicy,
-    find_config,
     load_policy,
     parse_policy,
     policy_to_toml,
@@ -216,7 +217,7 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
         "xdg": tmp_path / "xdg" / "bilge" / "bilge.toml",
         "home": tmp_path / "home" / ".config" / "bilge" / "bilge.toml",
     }
-    monkeypatch.setattr(policy_module, "SYSTEM_CONFIG", paths["system"])
+    monkeypatch.setattr(configfile, "SYSTEM_CONFIG", paths["system"])
     return paths
 
 
@@ -383,3 +384,23 @@ policies = st.builds(
 @given(policies)
 def test_any_policy_round_trips_through_toml(policy: Policy) -> None:
     assert parse_policy(policy_to_toml(policy), "rendered") == policy
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("", True),
+        ("[volumes]\nanonymous_after = '1h'\n", True),
+        ("[volumes]\nnamed = false\n", True),
+        ("[volumes]\nnamed = true\n", False),
+        ("[volumes]\nnamed = 'no'\n", False),  # invalid: policy.py says so, no guessing
+        ("volumes = 3\n", False),
+        ("[volumes\n", False),  # not TOML
+    ],
+)
+def test_named_volumes_kept_peeks_before_validation(tmp_path: Path, text: str, kept: bool) -> None:
+    path = tmp_path / "bilge.toml"
+    path.write_text(text)
+    assert named_volumes_kept(path) is kept
+    assert named_volumes_kept(None) is True  # the built-in policy keeps them
+    assert named_volumes_kept(tmp_path / "missing.toml") is False

@@ -168,10 +168,11 @@ def test_plan_lists_actions_by_kind_with_total() -> None:
 
 
 def test_a_long_plan_is_shown_by_kind_and_largest_and_explain_lists_it_all() -> None:
-    actions = tuple(
+    jobs = [
         Action(Kind.CONTAINER, f"c{n}", f"job-{n}", f"exited {n}m ago", 1000 + n, "", "")
         for n in range(120)
-    ) + (Action(Kind.VOLUME, "v", "big-volume", "anonymous", 9_000_000, "", ""),)
+    ]
+    actions = (*jobs, Action(Kind.VOLUME, "v", "big-volume", "anonymous", 9_000_000, "", ""))
     plan = Plan(created_at=T0, host="unix:///d.sock", actions=actions, kept=())
     short = plan_text(plan)
     assert "Count" in short
