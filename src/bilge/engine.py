@@ -190,11 +190,11 @@ class DockerEngine:
         allows it (1.42 and newer). Before, the engine walks every volume and container
         for it, as `docker system df -v` does: on a local socket BuildKit's own API is
         asked instead (buildkit.py), and /system/df only if that fails."""
-        old_api = not self._api_at_least(1, 42)
-        if build_cache_only and old_api and isinstance(self._http, UnixHTTP):
+        new_api = self._api_at_least(1, 42)
+        if build_cache_only and not new_api and isinstance(self._http, UnixHTTP):
             with contextlib.suppress(BuildKitError):  # then /system/df, the long way
                 return {"BuildCache": buildkit.disk_usage(self._http.socket_path)}
-        params = {"type": "build-cache"} if build_cache_only and self._api_at_least(1, 42) else None
+        params = {"type": "build-cache"} if build_cache_only and new_api else None
         got = self._api("GET", "/system/df", "disk usage", params)
         return _expect(dict, got, "disk usage")
 
