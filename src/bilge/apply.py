@@ -5,7 +5,8 @@ freed, images, networks, build cache), each kind with bounded parallelism.
 Just before each deletion its precondition is checked again against the
 engine; `force` is never used, so the engine's own checks stay as a second
 line of defence and its 409 is a skip. Every removal is written to the audit
-log before it is attempted; if that write fails, the removal is not tried.
+log before the first one is attempted, in one transaction; if that write
+fails, nothing is tried. Outcomes are written as the removals end.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -55,6 +56,10 @@ class AuditLog(Protocol):
     def record_outcome(self, entry_id: int, result: Result, detail: str) -> None: ...
 
 
+class BulkAuditLog(AuditLog, Protocol):
+    def record_attempts(self, host: str, actions: Sequence[Action]) -> list[int]: ...
+
+
 class Skip(Exception):
     """The precondition no longer holds; the action is skipped with this reason."""
 
@@ -62,7 +67,7 @@ class Skip(Exception):
 def apply(
     plan: Plan,
     engine: Engine,
-    audit: AuditLog,
+    audit: BulkAuditLog,
     *,
     data_root: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -78,6 +83,10 @@ def apply(
     refused_keys = {(r.action.kind, r.action.id) for r in results}
     todo = [a for a in plan.actions if (a.kind, a.id) not in refused_keys]
     remover = _Remover(engine, audit, plan, data_root, stop)
+    unrecorded = remover.record(todo)
+    results.extend(unrecorded)
+    if unrecorded:
+        todo = []
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for kind, group in groupby(todo, key=lambda a: a.kind):
             # One kind at a time: volumes must wait for their containers to go.
@@ -157,7 +166,7 @@ class _Remover:
     def __init__(
         self,
         engine: Engine,
-        audit: AuditLog,
+        audit: BulkAuditLog,
         plan: Plan,
         data_root: str | None = None,
         stop: threading.Event | None = None,
@@ -168,9 +177,10 @@ class _Remover:
         self._root: DataRoot | None = None
         self.audit = audit
         self.plan = plan
-        self.volume_actions = {a.id: a for a in plan.actions if a.kind is Kind.VOLUME}
-        #: Audit entries of volumes that went to the engine with their container.
-        self.with_container: dict[str, int] = {}
+        #: (kind, id) -> the action's entry in the audit log.
+        self.entries: dict[tuple[Kind, str], int] = {}
+        #: Volumes that went to the engine with their container.
+        self.with_container: set[str] = set()
         self.lock = threading.Lock()
         self.present: set[str] | None = None
         self.volume_users: dict[str, list[str]] | None = None
@@ -199,21 +209,28 @@ class _Remover:
         except EngineError:
             self.volume_users = None  # each volume is then checked on its own
 
+    def record(self, actions: list[Action]) -> list[ActionOutcome]:
+        """Write every removal to the audit log, all before the first is attempted:
+        one transaction, not one per removal that each removal would wait for.
+        If the log cannot be written, every action fails and none is attempted."""
+        try:
+            ids = self.audit.record_attempts(self.plan.host, actions)
+        except StateError as exc:
+            detail = f"not attempted: audit log failed: {exc}"
+            return [ActionOutcome(a, Result.FAILED, detail) for a in actions]
+        self.entries = {(a.kind, a.id): entry for a, entry in zip(actions, ids, strict=True)}
+        return []
+
     def run(self, action: Action) -> ActionOutcome:
+        entry = self.entries[(action.kind, action.id)]
         with self.lock:
-            entry = self.with_container.pop(action.id, None)
+            taken_along = action.id in self.with_container
         # A volume its container took along was attempted already: it still
         # gets its outcome. Anything else waits for no one once stopping.
-        if entry is None and self.stop is not None and self.stop.is_set():
-            return ActionOutcome(action, Result.SKIPPED, "not attempted: bilge is stopping")
-        if entry is not None and self.present is not None and action.id not in self.present:
+        if taken_along and self.present is not None and action.id not in self.present:
             return self._finish(action, entry, Result.REMOVED, "removed with its container")
-        if entry is None:
-            try:
-                entry = self.audit.record_attempt(self.plan.host, action)
-            except StateError as exc:
-                detail = f"not attempted: audit log failed: {exc}"
-                return ActionOutcome(action, Result.FAILED, detail)
+        if not taken_along and self.stop is not None and self.stop.is_set():
+            return self._finish(action, entry, Result.SKIPPED, "not attempted: bilge is stopping")
         return self._finish(action, entry, *self._attempt(action))
 
     def _finish(self, action: Action, entry: int, result: Result, detail: str) -> ActionOutcome:
@@ -250,17 +267,16 @@ class _Remover:
         self.engine.remove_container(action.id, volumes=self._take_along(action))
 
     def _take_along(self, action: Action) -> bool:
-        """Audit the container's anonymous volumes now, so the engine may remove them
-        with it: every removal is in the audit log before it is attempted."""
-        entries: dict[str, int] = {}
-        try:
-            for name in action.volumes:
-                entries[name] = self.audit.record_attempt(self.plan.host, self.volume_actions[name])
-        except (StateError, KeyError):
-            entries.clear()  # not all recorded: the volumes go one by one later
+        """Whether the engine may remove the container's anonymous volumes with it:
+        only when every one of them is a removal of this apply (not one a saved
+        plan's check refused), so in the audit log already."""
+        if not action.volumes:
+            return False
+        if not all((Kind.VOLUME, name) in self.entries for name in action.volumes):
+            return False  # the volumes go one by one later, or stay
         with self.lock:
-            self.with_container.update(entries)
-        return bool(entries)
+            self.with_container.update(action.volumes)
+        return True
 
     def _volume(self, action: Action) -> None:
         # No inspect first: a vanished volume answers the removal with 404 (a skip).

@@ -19,7 +19,7 @@ import errno
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +41,9 @@ DB_NAME = "bilge.db"
 #: With less free than this, an I/O error of SQLite's is taken for a lack of
 #: space: it grows the WAL several pages at a time and the -shm by 32 KiB.
 SPACE_SLACK = 128 * 1024
+
+#: Records that wait for no one (outcomes) are written once this many queued up.
+QUEUE_BATCH = 64
 
 _ERRNO_SHORTAGE = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded"}
 
@@ -136,6 +139,11 @@ class StateStore:
         self._pending: list[Record] = []
         self._next_id = -1
         self._flushed: dict[int, int] = {}  # id handed out in memory -> its rowid
+        #: Records handed in and not yet taken by a writer (see `_submit`), and
+        #: the lock for them alone, so that threads can queue up behind a write.
+        self._queue: list[Record] = []
+        self._queue_lock = threading.Lock()
+        self._handed_in = self._taken = 0
         self._degraded: str | None = None
         self._warnings: list[str] = []
         self._flush_warned = False
@@ -154,7 +162,9 @@ class StateStore:
     @property
     def pending(self) -> int:
         """How many records wait in memory for space."""
-        return len(self._pending)
+        with self._lock:
+            self._take_queue()
+            return len(self._pending)
 
     def take_warnings(self) -> list[str]:
         """The warnings not taken yet, each a line for the user; each is given once."""
@@ -165,39 +175,43 @@ class StateStore:
     @property
     def applied_migrations(self) -> list[str]:
         with self._lock:
+            self._take_queue()
             return [r[0] for r in self._read("SELECT name FROM migrations ORDER BY name", ())]
 
     def record_attempt(self, host: str, action: Action) -> int:
-        """Write the removal to the audit log; call before attempting it.
+        """Write the removal to the audit log; call before attempting it."""
+        return self.record_attempts(host, [action])[0]
 
-        The id it returns is for `record_outcome`; it is negative while the
-        entry is kept in memory, and stays valid after the entry is flushed.
+    def record_attempts(self, host: str, actions: Sequence[Action]) -> list[int]:
+        """Write the removals to the audit log, in one transaction; call before
+        attempting them.
+
+        They are written when this returns. Threads recording at the same time
+        share one transaction. The ids it returns are for `record_outcome`; one
+        is negative while its entry is kept in memory, and stays valid after
+        the entry is flushed.
         """
-        with self._lock:
-            attempt = AttemptRecord(
-                self._next_id,
-                host,
-                _now(),
-                str(action.kind),
-                action.id,
-                action.name,
-                action.reason,
-                action.bytes,
-            )
-            self._next_id -= 1
-            rowid = self._store(attempt)
-        return attempt.id if rowid is None else rowid
+        at = _now()
+        with self._queue_lock:
+            first, self._next_id = self._next_id, self._next_id - len(actions)
+        attempts = [
+            AttemptRecord(first - n, host, at, str(a.kind), a.id, a.name, a.reason, a.bytes)
+            for n, a in enumerate(actions)
+        ]
+        self._submit(attempts, wait=True)
+        return [self._flushed.get(a.id, a.id) for a in attempts]
 
     def record_outcome(self, entry_id: int, result: Result, detail: str) -> None:
-        with self._lock:
-            entry_id = self._flushed.get(entry_id, entry_id)
-            self._store(OutcomeRecord(entry_id, str(result), detail, _now()))
+        """Queue the outcome: it is written with the next attempt, or by `flush`,
+        `close` or any read, whichever comes first. A crash before that leaves
+        the entry without an outcome, which is what the audit log then says."""
+        entry_id = self._flushed.get(entry_id, entry_id)
+        self._submit([OutcomeRecord(entry_id, str(result), detail, _now())], wait=False)
 
     def record_sample(self, host: str, fs: Filesystem, at: datetime | None = None) -> None:
         at = at or datetime.now(UTC)
         fields = (fs.total_bytes, fs.free_bytes, fs.total_inodes, fs.free_inodes)
-        with self._lock:
-            self._store(SampleRecord(host, at.isoformat(), *fields))
+        self._submit([SampleRecord(host, at.isoformat(), *fields)], wait=True)
 
     def record_image_use(
         self, host: str, image_id: str, at: datetime, *, used: bool = True
@@ -205,17 +219,16 @@ class StateStore:
         """The image was seen at `at` (pulled, built, tagged) and, when `used`, used
         by a container then. First-seen times only ever move back, last-used forward."""
         stamp = at.isoformat()
-        with self._lock:
-            self._store(ImageUseRecord(host, image_id, stamp, stamp if used else None))
+        self._submit([ImageUseRecord(host, image_id, stamp, stamp if used else None)], wait=True)
 
     def forget_image(self, host: str, image_id: str) -> None:
-        with self._lock:
-            self._store(ImageGoneRecord(host, image_id))
+        self._submit([ImageGoneRecord(host, image_id)], wait=True)
 
     def image_use(self, host: str) -> dict[str, tuple[datetime, datetime | None]]:
         """image id -> (first seen, last used) for `host`, what waits in memory included."""
         sql = "SELECT image_id, first_seen, last_used FROM image_use WHERE host = ?"
         with self._lock:
+            self._take_queue()
             rows = self._read(sql, (host,))
             pending = [r for r in self._pending if isinstance(r, ImageUseRecord | ImageGoneRecord)]
         known: dict[str, tuple[str, str | None]] = {r[0]: (r[1], r[2]) for r in rows}
@@ -236,6 +249,7 @@ class StateStore:
         `StateError`, the records staying in memory.
         """
         with self._lock:
+            self._take_queue()
             try:
                 return self._flush()
             except _NoSpace as exc:
@@ -252,6 +266,7 @@ class StateStore:
                 return
             self._closed = True
             try:
+                self._take_queue()
                 self._final_flush()
             finally:
                 for db in (self._db, self._reader):
@@ -262,6 +277,7 @@ class StateStore:
     def audit(self, limit: int = 100) -> list[AuditEntry]:
         """The newest entries first, those kept in memory included."""
         with self._lock:
+            self._take_queue()
             outcomes = {r.entry_id: r for r in self._pending if isinstance(r, OutcomeRecord)}
             mine = [r.row() for r in reversed(self._pending) if isinstance(r, AttemptRecord)]
             rows = [*mine, *self._read(_SELECT_AUDIT, (limit,))][:limit]
@@ -275,6 +291,7 @@ class StateStore:
             f" {where} ORDER BY at DESC LIMIT ?"
         )
         with self._lock:
+            self._take_queue()
             mine = [
                 r.params()
                 for r in self._pending
@@ -332,21 +349,76 @@ class StateStore:
                 raise StateError(f"state store {self.path}: {exc}") from exc
             raise _NoSpace(reason) from exc
 
-    def _store(self, record: Record) -> int | None:
-        """Write `record` through, or keep it in memory; its rowid if written.
+    def _submit(self, records: Sequence[Record], *, wait: bool) -> None:
+        """Hand `records` in; with `wait`, return once they are written (or kept
+        in memory). Without, they are written by the next writer, or by this
+        thread when enough have queued up and no one else is writing.
+
+        Group commit: while one thread writes, the others queue their records;
+        the next to get the database writes all that queued up, in one
+        transaction, and those whose records it took find them written.
+        """
+        with self._queue_lock:
+            self._queue.extend(records)
+            self._handed_in += len(records)
+            mark, queued = self._handed_in, len(self._queue)
+        if wait:
+            with self._lock:
+                if self._taken < mark:
+                    self._take_queue()
+        elif queued >= QUEUE_BATCH and self._lock.acquire(blocking=False):
+            try:
+                self._take_queue()
+            finally:
+                self._lock.release()
+
+    def _take_queue(self) -> None:
+        """Write what was handed in, or keep it in memory when there is no space.
 
         Once degraded, every record waits in memory, even if space came back:
         written ahead of the earlier ones it would break their order, and
         trying the disk for each record would slow apply down on a full disk.
+        Any other failure puts the records back, so that the thread of each
+        retries it and is told.
         """
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+            self._taken += len(batch)
+        if not batch:
+            return
         if self._degraded is None and self._db is not None:
             try:
-                with self._errors():
-                    return int(self._db.execute(record.SQL, record.params()).lastrowid or 0)
+                self._write_all(self._db, batch)
+                return
             except _NoSpace as exc:
                 self._degrade(exc.reason)
-        self._pending.append(record)
-        return None
+            except StateError:
+                with self._queue_lock:
+                    self._queue[:0] = batch
+                    self._taken -= len(batch)
+                raise
+        self._pending.extend(batch)
+
+    def _write_all(self, db: sqlite3.Connection, records: list[Record]) -> None:
+        """Write `records` in order, all or none; map the ids handed out in memory."""
+        ids: dict[int, int] = {}
+        with self._errors():
+            if len(records) == 1:  # one statement is a transaction of its own
+                self._write(db, records[0], ids)
+            else:
+                with _transaction(db):
+                    for record in records:
+                        self._write(db, record, ids)
+        self._flushed.update(ids)
+
+    def _write(self, db: sqlite3.Connection, record: Record, ids: dict[int, int]) -> None:
+        params = record.params()
+        if isinstance(record, OutcomeRecord):
+            entry = record.entry_id
+            params = (*params[:-1], ids.get(entry, self._flushed.get(entry, entry)))
+        rowid = db.execute(record.SQL, params).lastrowid
+        if isinstance(record, AttemptRecord):
+            ids[record.id] = int(rowid or 0)
 
     def _read(self, sql: str, params: Row) -> list[Row]:
         db = self._db or self._reader
@@ -364,11 +436,8 @@ class StateStore:
         if self._db is None:
             self._db = self._open()
             self._close_reader()  # it may not see what is written from now on
-        ids: dict[int, int] = {}
-        with self._errors(), _transaction(self._db):
-            for record in self._pending:
-                _write(self._db, record, ids)
-        self._flushed.update(ids)
+        if self._pending:
+            self._write_all(self._db, self._pending)
         written = len(self._pending)
         self._pending.clear()
         self._degraded = None
@@ -443,16 +512,6 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-
-
-def _write(db: sqlite3.Connection, record: Record, ids: dict[int, int]) -> None:
-    """Write one record kept in memory; `ids` maps ids handed out to rowids."""
-    params = record.params()
-    if isinstance(record, OutcomeRecord):
-        params = (*params[:-1], ids.get(record.entry_id, record.entry_id))
-    rowid = db.execute(record.SQL, params).lastrowid
-    if isinstance(record, AttemptRecord):
-        ids[record.id] = int(rowid or 0)
 
 
 def _space_shortage(exc: OSError | sqlite3.Error, directory: Path) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,10 +41,16 @@ class Events:
         self.outcomes: list[tuple[int, Result, str]] = []
 
     def record_attempt(self, host: str, act: Action) -> int:
+        return self.record_attempts(host, [act])[0]
+
+    def record_attempts(self, host: str, acts: Sequence[Action]) -> list[int]:
         if self.fail:
             raise StateError("disk full")
-        self.events.append(("audit", act.id))
-        return len(self.events)
+        ids = []
+        for act in acts:
+            self.events.append(("audit", act.id))
+            ids.append(len(self.events))
+        return ids
 
     def record_outcome(self, entry_id: int, result: Result, detail: str) -> None:
         self.outcomes.append((entry_id, result, detail))
