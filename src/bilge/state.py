@@ -365,12 +365,21 @@ class StateStore:
         if wait:
             with self._lock:
                 if self._taken < mark:
-                    self._take_queue()
+                    try:
+                        self._take_queue()
+                    except StateError:
+                        self._withdraw(records)  # the caller is told; never written later
+                        raise
         elif queued >= QUEUE_BATCH and self._lock.acquire(blocking=False):
             try:
                 self._take_queue()
             finally:
                 self._lock.release()
+
+    def _withdraw(self, records: Sequence[Record]) -> None:
+        mine = {id(r) for r in records}
+        with self._queue_lock:
+            self._queue = [r for r in self._queue if id(r) not in mine]
 
     def _take_queue(self) -> None:
         """Write what was handed in, or keep it in memory when there is no space.
@@ -378,8 +387,8 @@ class StateStore:
         Once degraded, every record waits in memory, even if space came back:
         written ahead of the earlier ones it would break their order, and
         trying the disk for each record would slow apply down on a full disk.
-        Any other failure puts the records back, so that the thread of each
-        retries it and is told.
+        Any other failure puts the records back: the thread of each retries
+        and is told, and withdraws its own.
         """
         with self._queue_lock:
             batch, self._queue = self._queue, []

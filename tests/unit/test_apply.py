@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from fake_engine import FakeEngine
 
 from bilge.apply import apply, refuse_stale
 from bilge.errors import PlanFileError, StateError
-from bilge.model import Action, EngineInfo, Kind, Plan, Result, Snapshot
+from bilge.model import Action, ActionOutcome, EngineInfo, Kind, Plan, Result, Snapshot
 from bilge.state import StateStore
 
 PLANNED = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -256,3 +257,74 @@ def test_a_volume_the_engine_did_not_take_along_goes_the_ordinary_way() -> None:
     got = run(engine, c1, action(Kind.VOLUME, "v1"))
     assert got == {"c1": Result.REMOVED, "v1": Result.SKIPPED}
     assert [v["Name"] for v in engine.volume_list] == ["v1"]
+
+
+def test_every_removal_is_audited_before_the_first_is_attempted() -> None:
+    events: list[tuple[str, str]] = []
+    engine = FakeEngine(
+        container_list=[container("c1", volumes=("v1",)), container("c2")],
+        volume_list=[{"Name": "v1"}, {"Name": "v2"}],
+        anonymous={"v1"},
+    )
+    original = engine.remove_container
+
+    def remove(container_id: str, *, volumes: bool = False) -> None:
+        events.append(("remove", container_id))
+        original(container_id, volumes=volumes)
+
+    engine.remove_container = remove  # type: ignore[method-assign]
+    c1 = replace(action(Kind.CONTAINER, "c1"), volumes=("v1",))
+    plan = (c1, action(Kind.CONTAINER, "c2"), action(Kind.VOLUME, "v1"), action(Kind.VOLUME, "v2"))
+    run(engine, *plan, audit=Events(events))
+    first_removal = events.index(next(e for e in events if e[0] == "remove"))
+    assert sorted(ident for _, ident in events[:first_removal]) == ["c1", "c2", "v1", "v2"]
+
+
+def test_a_volume_refused_by_the_saved_plan_check_is_not_taken_along() -> None:
+    # The plan let c1 take v1 along; the fresh snapshot says v1 changed since. The
+    # container may still go, but not with v=true: that would remove v1 too.
+    engine = FakeEngine(
+        container_list=[container("c1", volumes=("v1",))],
+        volume_list=[{"Name": "v1"}],
+        anonymous={"v1"},
+    )
+    calls: list[bool] = []
+    original = engine.remove_container
+
+    def remove(container_id: str, *, volumes: bool = False) -> None:
+        calls.append(volumes)
+        original(container_id, volumes=volumes)
+
+    engine.remove_container = remove  # type: ignore[method-assign]
+    c1 = replace(action(Kind.CONTAINER, "c1"), volumes=("v1",))
+    v1 = action(Kind.VOLUME, "v1")
+    plan = Plan(PLANNED, engine.host, (c1, v1))
+    refused = (ActionOutcome(v1, Result.SKIPPED, "refused: changed since the plan was made"),)
+    outcome = apply(plan, engine, Events([]), refused=refused)
+    assert calls == [False]
+    assert [v["Name"] for v in engine.volume_list] == ["v1"]
+    assert {r.action.id: r.result for r in outcome.results} == {
+        "v1": Result.SKIPPED,
+        "c1": Result.REMOVED,
+    }
+
+
+def test_once_stopping_the_rest_is_skipped_and_audited() -> None:
+    stop = threading.Event()
+    engine = FakeEngine(container_list=[container("c1"), container("c2")])
+    original = engine.remove_container
+
+    def remove(container_id: str, *, volumes: bool = False) -> None:
+        original(container_id, volumes=volumes)
+        stop.set()  # a signal arrives during the first removal
+
+    engine.remove_container = remove  # type: ignore[method-assign]
+    audit = Events([])
+    plan = Plan(PLANNED, engine.host, (action(Kind.CONTAINER, "c1"), action(Kind.CONTAINER, "c2")))
+    outcome = apply(plan, engine, audit, concurrency=1, stop=stop)
+    assert [(r.result, r.detail) for r in outcome.results] == [
+        (Result.REMOVED, ""),
+        (Result.SKIPPED, "not attempted: bilge is stopping"),
+    ]
+    assert engine.removed == [("container", "c1")]
+    assert sorted(r for _, r, _ in audit.outcomes) == [Result.REMOVED, Result.SKIPPED]

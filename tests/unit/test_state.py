@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,3 +359,83 @@ def test_samples_in_memory_and_stored_are_merged_newest_first(tmp_path: Path, di
     store.record_sample("other", fs, datetime(2026, 1, 5, tzinfo=UTC))
     assert [s.at.day for s in store.samples("h")] == [4, 3, 2, 1]
     assert [s.at.day for s in store.samples(limit=2)] == [5, 4]
+
+
+class SlowDisk(Disk):
+    """Every INSERT takes a millisecond, so that threads queue up behind a write;
+    counts the write transactions (BEGIN, or an INSERT outside one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transactions = 0
+
+    def connect(self, target: str, *, uri: bool = False) -> object:
+        db = sqlite3.connect(target, uri=uri, isolation_level=None, check_same_thread=False)
+        disk = self
+
+        class Counting(Connection):
+            def execute(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+                word = sql.lstrip().split()[0].upper()
+                if word == "BEGIN" or (word == "INSERT" and not self.db.in_transaction):
+                    disk.transactions += 1
+                if word == "INSERT":
+                    time.sleep(0.001)
+                return super().execute(sql, params)
+
+        return Counting(self, db)
+
+
+def test_threads_recording_at_once_share_transactions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = SlowDisk()
+    monkeypatch.setattr(state, "_connect", disk.connect)
+    store = StateStore(tmp_path)
+    before = disk.transactions
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(lambda n: store.record_attempt("h", action(n)), range(200)))
+    assert len(set(ids)) == 200 and min(ids) > 0
+    assert sorted(obj for _, obj, _, _ in stored_audit(tmp_path)) == sorted(
+        f"v{n}" for n in range(200)
+    )
+    # Each attempt was on disk when its call returned, yet far fewer than 200 commits.
+    assert disk.transactions - before < 150
+
+
+def test_all_attempts_of_a_call_are_written_before_it_returns(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    ids = store.record_attempts("h", [action(n) for n in range(5)])
+    assert [row[0] for row in stored_audit(tmp_path)] == ids
+
+
+def test_outcomes_are_written_with_the_next_write_or_at_close(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    first = store.record_attempt("h", action(1))
+    store.record_outcome(first, Result.REMOVED, "")
+    assert stored_audit(tmp_path) == [(first, "v1", None, "")]  # queued, not written yet
+    second = store.record_attempt("h", action(2))
+    assert stored_audit(tmp_path)[0] == (first, "v1", "removed", "")
+    store.record_outcome(second, Result.SKIPPED, "already gone")
+    store.close()
+    assert stored_audit(tmp_path)[1] == (second, "v2", "skipped", "already gone")
+
+
+def test_queued_outcomes_are_written_once_enough_wait(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    ids = store.record_attempts("h", [action(n) for n in range(state.QUEUE_BATCH)])
+    for entry in ids:
+        store.record_outcome(entry, Result.REMOVED, "")
+    assert all(out == "removed" for _, _, out, _ in stored_audit(tmp_path))
+
+
+def test_an_attempt_that_failed_to_be_written_is_never_written_later(
+    tmp_path: Path, disk: Disk
+) -> None:
+    store = StateStore(tmp_path)
+    disk.fails = CORRUPT
+    with pytest.raises(StateError):
+        store.record_attempt("h", action(1))
+    disk.fails = None
+    store.record_attempt("h", action(2))
+    store.close()
+    assert [obj for _, obj, _, _ in stored_audit(tmp_path)] == ["v2"]
