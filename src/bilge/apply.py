@@ -79,26 +79,30 @@ def apply(
     `stop` is set, the removals in flight finish and no new one is attempted."""
     started = datetime.now(UTC)
     before = statvfs(data_root) if data_root else None
-    results = list(refused)
-    refused_keys = {(r.action.kind, r.action.id) for r in results}
+    results: list[ActionOutcome] = []
+
+    def done(outcomes: Iterable[ActionOutcome]) -> None:
+        for outcome in outcomes:
+            results.append(outcome)
+            if on_result is not None:
+                on_result(outcome)
+
+    refused = list(refused)
+    done(refused)
+    refused_keys = {(r.action.kind, r.action.id) for r in refused}
     todo = [a for a in plan.actions if (a.kind, a.id) not in refused_keys]
     remover = _Remover(engine, audit, plan, data_root, stop)
     unrecorded = remover.record(todo)
-    results.extend(unrecorded)
-    if unrecorded:
-        todo = []
+    done(unrecorded)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for kind, group in groupby(todo, key=lambda a: a.kind):
+        for kind, group in groupby([] if unrecorded else todo, key=lambda a: a.kind):
             # One kind at a time: volumes must wait for their containers to go.
             # Images and build cache go one by one in plan order, children
             # first, since the engine keeps what another one builds on.
             run = map if kind in SEQUENTIAL_KINDS else pool.map
             if kind is Kind.VOLUME:
                 remover.list_volumes()
-            for outcome in run(remover.run, list(group)):
-                results.append(outcome)
-                if on_result is not None:
-                    on_result(outcome)
+            done(run(remover.run, list(group)))
     return Outcome(
         plan=plan,
         results=tuple(results),

@@ -328,3 +328,22 @@ def test_once_stopping_the_rest_is_skipped_and_audited() -> None:
     ]
     assert engine.removed == [("container", "c1")]
     assert sorted(r for _, r, _ in audit.outcomes) == [Result.REMOVED, Result.SKIPPED]
+
+
+@pytest.mark.parametrize("audit_fails", [False, True])
+def test_every_outcome_reaches_on_result(audit_fails: bool) -> None:
+    # The progress bar and the guard's log count on it: refused and unrecorded too.
+    engine = FakeEngine(container_list=[container("c1"), container("c2")])
+    c1, c2 = action(Kind.CONTAINER, "c1"), action(Kind.CONTAINER, "c2")
+    refused = (ActionOutcome(c1, Result.SKIPPED, "refused: changed since the plan was made"),)
+    seen: list[ActionOutcome] = []
+    outcome = apply(
+        Plan(PLANNED, engine.host, (c1, c2)),
+        engine,
+        Events([], fail=audit_fails),
+        refused=refused,
+        on_result=seen.append,
+    )
+    assert seen == list(outcome.results)
+    assert [r.action.id for r in seen] == ["c1", "c2"]
+    assert seen[1].result is (Result.FAILED if audit_fails else Result.REMOVED)
