@@ -55,6 +55,8 @@ def collect(
         listing = list_engine(engine, now, read_data_root=read_data_root)
     root_path, driver, local = listing.data_root, listing.driver, listing.local
     root = DataRoot(root_path, driver) if local else None
+    # Before waiting for the readers: this process has nothing else to do meanwhile.
+    orphans = _orphans(root) if root is not None else ()
     facts = prefetch.facts(root_path, driver) if prefetch and root else None
     if root is not None and facts is not None:
         root.adopt(facts.containers, facts.volumes)
@@ -81,7 +83,7 @@ def collect(
         build_cache=_parse_all(df.get("BuildCache") or [], "build cache record", _cache_record),
         networks=networks,
         filesystem=statvfs(root_path) if local else None,
-        orphans=_orphans(root, facts.orphans if facts else None) if root is not None else (),
+        orphans=orphans,
         on_root_fs=_on_root_fs(root_path) if local else None,
     )
 
@@ -101,12 +103,9 @@ def statvfs(path: str) -> Filesystem | None:
     )
 
 
-def _orphans(
-    root: DataRoot, found: list[tuple[str, int, datetime]] | None
-) -> tuple[OrphanDir, ...]:
-    """Orphaned layer directories (already found by the prefetch, or looked for now)."""
-    if found is None:
-        found = orphaned_layers(root) or []
+def _orphans(root: DataRoot) -> tuple[OrphanDir, ...]:
+    """Orphaned layer directories."""
+    found = orphaned_layers(root) or []
     return tuple(OrphanDir(name, size, modified) for name, size, modified in found)
 
 

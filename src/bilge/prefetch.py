@@ -22,7 +22,6 @@ import os
 import pickle
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from bilge.dataroot import (
@@ -30,7 +29,6 @@ from bilge.dataroot import (
     DataRoot,
     VolumeScan,
     looks_anonymous,
-    orphaned_layers,
 )
 from bilge.engine import DockerEngine
 from bilge.errors import BilgeError
@@ -52,7 +50,6 @@ class DataRootFacts:
     driver: str
     containers: dict[str, ContainerFiles] = field(default_factory=dict)
     volumes: dict[str, VolumeScan | None] = field(default_factory=dict)
-    orphans: list[tuple[str, int, datetime]] | None = None
 
 
 class Prefetch:
@@ -139,8 +136,6 @@ def _merge(parts: list[DataRootFacts | None]) -> DataRootFacts | None:
     for part in done:
         merged.containers.update(part.containers)
         merged.volumes.update(part.volumes)
-        if part.orphans is not None:
-            merged.orphans = part.orphans
     return merged
 
 
@@ -177,7 +172,7 @@ def read_data_root(
 ) -> DataRootFacts | None:
     """Containers' and local volumes' facts, read from the data-root of the engine at
     `host` (None when it is not readable from here): share `index` of `count`, every
-    count-th object in name order; the first share also looks for orphans. With
+    count-th object in name order. With
     `skip_named`, named volumes are recorded as not seen instead of read."""
     http = UnixHTTP(host, timeout=INFO_TIMEOUT_SECONDS)
     try:
@@ -200,8 +195,6 @@ def read_data_root(
             facts.volumes[name] = None  # not seen, so never taken for empty
         elif data.is_dir():
             facts.volumes[name] = root.scan_volume(name, str(data))
-    if index == 0:
-        facts.orphans = orphaned_layers(root)
     return facts
 
 
