@@ -172,8 +172,8 @@ def read_data_root(
 ) -> DataRootFacts | None:
     """Containers' and local volumes' facts, read from the data-root of the engine at
     `host` (None when it is not readable from here): share `index` of `count`, every
-    count-th object in name order. With
-    `skip_named`, named volumes are recorded as not seen instead of read."""
+    count-th object in name order. With `skip_named`, named volumes are recorded as
+    not seen instead of read."""
     http = UnixHTTP(host, timeout=INFO_TIMEOUT_SECONDS)
     try:
         status, body = http.request("GET", "/info")
