@@ -162,8 +162,7 @@ class StateStore:
     @property
     def pending(self) -> int:
         """How many records wait in memory for space."""
-        with self._lock:
-            self._take_queue()
+        with self._settled():
             return len(self._pending)
 
     def take_warnings(self) -> list[str]:
@@ -174,8 +173,7 @@ class StateStore:
 
     @property
     def applied_migrations(self) -> list[str]:
-        with self._lock:
-            self._take_queue()
+        with self._settled():
             return [r[0] for r in self._read("SELECT name FROM migrations ORDER BY name", ())]
 
     def record_attempt(self, host: str, action: Action) -> int:
@@ -199,7 +197,10 @@ class StateStore:
             for n, a in enumerate(actions)
         ]
         self._submit(attempts, wait=True)
-        return [self._flushed.get(a.id, a.id) for a in attempts]
+        # A written attempt's caller only ever sees its rowid: drop the mapping,
+        # which would otherwise grow with every removal of a long-running guard.
+        # Those kept in memory keep their negative id until flushed.
+        return [self._flushed.pop(a.id, a.id) for a in attempts]
 
     def record_outcome(self, entry_id: int, result: Result, detail: str) -> None:
         """Queue the outcome: it is written with the next attempt, or by `flush`,
@@ -227,8 +228,7 @@ class StateStore:
     def image_use(self, host: str) -> dict[str, tuple[datetime, datetime | None]]:
         """image id -> (first seen, last used) for `host`, what waits in memory included."""
         sql = "SELECT image_id, first_seen, last_used FROM image_use WHERE host = ?"
-        with self._lock:
-            self._take_queue()
+        with self._settled():
             rows = self._read(sql, (host,))
             pending = [r for r in self._pending if isinstance(r, ImageUseRecord | ImageGoneRecord)]
         known: dict[str, tuple[str, str | None]] = {r[0]: (r[1], r[2]) for r in rows}
@@ -248,8 +248,7 @@ class StateStore:
         returned (a warning says so, once per shortage). Other failures raise
         `StateError`, the records staying in memory.
         """
-        with self._lock:
-            self._take_queue()
+        with self._settled():
             try:
                 return self._flush()
             except _NoSpace as exc:
@@ -276,8 +275,7 @@ class StateStore:
 
     def audit(self, limit: int = 100) -> list[AuditEntry]:
         """The newest entries first, those kept in memory included."""
-        with self._lock:
-            self._take_queue()
+        with self._settled():
             outcomes = {r.entry_id: r for r in self._pending if isinstance(r, OutcomeRecord)}
             mine = [r.row() for r in reversed(self._pending) if isinstance(r, AttemptRecord)]
             rows = [*mine, *self._read(_SELECT_AUDIT, (limit,))][:limit]
@@ -290,8 +288,7 @@ class StateStore:
             f"SELECT host, at, total_bytes, free_bytes, total_inodes, free_inodes FROM samples"
             f" {where} ORDER BY at DESC LIMIT ?"
         )
-        with self._lock:
-            self._take_queue()
+        with self._settled():
             mine = [
                 r.params()
                 for r in self._pending
@@ -348,6 +345,14 @@ class StateStore:
             if reason is None:
                 raise StateError(f"state store {self.path}: {exc}") from exc
             raise _NoSpace(reason) from exc
+
+    @contextmanager
+    def _settled(self) -> Iterator[None]:
+        """The store's lock, with everything handed in written (or kept in memory)
+        first: what a read or a flush must see."""
+        with self._lock:
+            self._take_queue()
+            yield
 
     def _submit(self, records: Sequence[Record], *, wait: bool) -> None:
         """Hand `records` in; with `wait`, return once they are written (or kept
