@@ -24,7 +24,7 @@ from typing import Protocol
 
 from bilge.collect import statvfs
 from bilge.dataroot import DataRoot, orphan_modified, orphan_still_unused, remove_orphan
-from bilge.engine import Engine, JSONObject
+from bilge.engine import DEFAULT_CONCURRENCY, Engine, JSONObject
 from bilge.errors import (
     EngineError,
     ObjectConflict,
@@ -33,7 +33,6 @@ from bilge.errors import (
     StateError,
 )
 from bilge.model import (
-    DEFAULT_CONCURRENCY,
     Action,
     ActionOutcome,
     Filesystem,

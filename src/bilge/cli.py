@@ -15,9 +15,8 @@ from pathlib import Path
 
 from bilge import __version__
 from bilge.configfile import find_config, named_volumes_kept
-from bilge.engine import resolve_host
+from bilge.engine import DEFAULT_CONCURRENCY, resolve_host
 from bilge.errors import EXIT_ERROR, BilgeError, UsageError
-from bilge.model import DEFAULT_CONCURRENCY
 from bilge.prefetch import Prefetch
 from bilge.registry import cli as registry_cli
 

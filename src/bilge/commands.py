@@ -15,11 +15,10 @@ from pathlib import Path
 from bilge.apply import apply, refuse_stale
 from bilge.collect import collect, statvfs
 from bilge.doctor import Finding, diagnose
-from bilge.engine import DockerEngine, Engine
+from bilge.engine import DEFAULT_CONCURRENCY, DockerEngine, Engine
 from bilge.errors import PlanFileError
 from bilge.lastuse import used_now, with_last_use
 from bilge.model import (
-    DEFAULT_CONCURRENCY,
     ActionOutcome,
     AuditEntry,
     Outcome,

@@ -235,7 +235,7 @@ def _printable(path: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def scan_dir(root: Path, *, max_depth: int = 4) -> DirScan:
+def scan_dir(root: Path | str, *, max_depth: int = 4) -> DirScan:
     """Disk usage, inodes and database markers under `root` (root itself excluded).
 
     Walks the whole tree once without following symlinks; markers are looked

@@ -9,10 +9,12 @@ back to the engine's own figures.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +47,7 @@ class DataRoot:
 
     def __init__(self, path: str, driver: str) -> None:
         self.path = Path(path)
+        self._root = str(path)
         self.driver = driver
         self._layerdb = self.path / "image" / driver / "layerdb"
         self._known_containers: Mapping[str, ContainerFiles] = {}
@@ -65,9 +68,10 @@ class DataRoot:
     def container(self, container_id: str) -> ContainerFiles:
         if container_id in self._known_containers:
             return self._known_containers[container_id]
-        cdir = self.path / "containers" / container_id
-        finished, log_path = _read_container_config(cdir / "config.v2.json")
-        driver, max_size = _read_log_config(cdir / "hostconfig.json")
+        # Plain strings, not Paths: a crowded host is thousands of these joins.
+        cdir = os.path.join(self._root, "containers", container_id)
+        finished, log_path = _read_container_config(os.path.join(cdir, "config.v2.json"))
+        driver, max_size = _read_log_config(os.path.join(cdir, "hostconfig.json"))
         dir_bytes, dir_inodes = usage(cdir)
         layer = self._container_layer(container_id)
         return ContainerFiles(
@@ -78,22 +82,23 @@ class DataRoot:
             log_path=log_path,
             log_driver=driver,
             log_max_size=max_size,
-            log_file_bytes=_own_blocks(Path(log_path)) if log_path else 0,
+            log_file_bytes=_own_blocks(log_path) if log_path else 0,
         )
 
     def _container_layer(self, container_id: str) -> tuple[int, int] | None:
         """Bytes and inodes of its writable and init layers and their records."""
-        mount_id = _read_text(self._layerdb / "mounts" / container_id / "mount-id")
+        record = os.path.join(self._root, "image", self.driver, "layerdb", "mounts", container_id)
+        mount_id = _read_text(os.path.join(record, "mount-id"))
         if not mount_id:
             return None
-        layer_dir = self.path / self.driver / mount_id
-        init_dir = layer_dir.with_name(mount_id + "-init")
+        layer_dir = os.path.join(self._root, self.driver, mount_id)
+        init_dir = layer_dir + "-init"
         parts = (
             usage(layer_dir),
             link_usage(layer_dir),
             usage(init_dir),
             link_usage(init_dir),
-            usage(self._layerdb / "mounts" / container_id),
+            usage(record),
         )
         return sum(b for b, _ in parts), sum(i for _, i in parts)
 
@@ -163,54 +168,71 @@ def du(path: Path) -> int:
     return usage(path)[0]
 
 
-def usage(path: Path) -> tuple[int, int]:
+def usage(path: Path | str) -> tuple[int, int]:
     """Bytes and inodes of `path` and everything under it (0, 0 when missing)."""
-    if not path.exists():
+    try:
+        own = os.lstat(path)
+    except OSError:
         return 0, 0
+    if not stat.S_ISDIR(own.st_mode):
+        return own.st_blocks * 512, 1
     scan = scan_dir(path, max_depth=0)
-    return scan.bytes + _own_blocks(path), scan.inodes + 1
+    return scan.bytes + own.st_blocks * 512, scan.inodes + 1
 
 
-def link_usage(layer_dir: Path) -> tuple[int, int]:
+def link_usage(layer_dir: Path | str) -> tuple[int, int]:
     """The layer's short link in the driver's `l/` folder (overlay2): its target,
     "../<64 hex>/diff", is too long to live in the inode, so it takes a block."""
-    short = _read_text(layer_dir / "link")
+    short = _read_text(os.path.join(layer_dir, "link"))
     if not short or "/" in short:
         return 0, 0
     try:
-        st = (layer_dir.parent / "l" / short).lstat()
+        st = os.lstat(os.path.join(os.path.dirname(layer_dir), "l", short))
     except OSError:
         return 0, 0
     return st.st_blocks * 512, 1
 
 
-def _own_blocks(path: Path) -> int:
+def _own_blocks(path: Path | str) -> int:
     try:
-        return path.lstat().st_blocks * 512
+        return os.lstat(path).st_blocks * 512
     except OSError:
         return 0
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path | str) -> bytes:
+    """A small file's content in as few system calls as it takes (open, reads, close):
+    the data-root is thousands of them, and buffered text files add four more each."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        return path.read_text().strip()
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _read_text(path: Path | str) -> str:
+    try:
+        return _read_bytes(path).decode("utf-8", "surrogateescape").strip()
     except OSError:
         return ""
 
 
-def _read_log_config(path: Path) -> tuple[str, str]:
+def _read_log_config(path: str) -> tuple[str, str]:
     """The container's log driver and max-size option (daemon defaults are merged
     into it when the container is created)."""
     try:
-        log = json.loads(path.read_bytes()).get("LogConfig") or {}
+        log = json.loads(_read_bytes(path)).get("LogConfig") or {}
         return str(log.get("Type") or ""), str((log.get("Config") or {}).get("max-size") or "")
     except (OSError, ValueError, AttributeError):
         return "", ""
 
 
-def _read_container_config(path: Path) -> tuple[datetime | None, str]:
+def _read_container_config(path: str) -> tuple[datetime | None, str]:
     try:
-        doc = json.loads(path.read_bytes())
+        doc = json.loads(_read_bytes(path))
         state = doc.get("State") or {}
         return parse_time(state.get("FinishedAt")), str(doc.get("LogPath") or "")
     except (OSError, ValueError, AttributeError):
@@ -229,13 +251,12 @@ def layer_references(root: DataRoot) -> frozenset[str] | None:
     refs: set[str] = set()
     try:
         for entry in os.scandir(layerdb / "sha256"):
-            refs.add((Path(entry.path) / "cache-id").read_text().strip())
+            refs.add(_read_bytes(os.path.join(entry.path, "cache-id")).decode().strip())
         for entry in os.scandir(layerdb / "mounts"):
             for name in ("mount-id", "init-id"):
-                ref = Path(entry.path) / name
-                if ref.exists():
-                    refs.add(ref.read_text().strip())
-    except OSError:
+                with contextlib.suppress(FileNotFoundError):  # a container without init layer
+                    refs.add(_read_bytes(os.path.join(entry.path, name)).decode().strip())
+    except (OSError, UnicodeDecodeError):
         return None
     refs.discard("")
     return frozenset(refs)

@@ -32,11 +32,6 @@ class Kind(StrEnum):
     ORPHAN = "orphaned-layer"
 
 
-#: Parallel removals apply makes by default: best measured on a 2-core host
-#: against dockerd 20.10 (docs/benchmarks.md, removal concurrency: 16 requests
-#: were the fastest, 8 took 1.07 times as long).
-DEFAULT_CONCURRENCY = 16
-
 #: Container states in which a container is in use and must never be removed.
 ACTIVE_STATES = frozenset({"running", "paused", "restarting", "removing"})
 
