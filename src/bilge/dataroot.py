@@ -47,7 +47,6 @@ class DataRoot:
 
     def __init__(self, path: str, driver: str) -> None:
         self.path = Path(path)
-        self._root = str(path)
         self.driver = driver
         self._layerdb = self.path / "image" / driver / "layerdb"
         self._known_containers: Mapping[str, ContainerFiles] = {}
@@ -69,7 +68,7 @@ class DataRoot:
         if container_id in self._known_containers:
             return self._known_containers[container_id]
         # Plain strings, not Paths: a crowded host is thousands of these joins.
-        cdir = os.path.join(self._root, "containers", container_id)
+        cdir = os.path.join(self.path, "containers", container_id)
         finished, log_path = _read_container_config(os.path.join(cdir, "config.v2.json"))
         driver, max_size = _read_log_config(os.path.join(cdir, "hostconfig.json"))
         dir_bytes, dir_inodes = usage(cdir)
@@ -87,11 +86,11 @@ class DataRoot:
 
     def _container_layer(self, container_id: str) -> tuple[int, int] | None:
         """Bytes and inodes of its writable and init layers and their records."""
-        record = os.path.join(self._root, "image", self.driver, "layerdb", "mounts", container_id)
+        record = os.path.join(self._layerdb, "mounts", container_id)
         mount_id = _read_text(os.path.join(record, "mount-id"))
         if not mount_id:
             return None
-        layer_dir = os.path.join(self._root, self.driver, mount_id)
+        layer_dir = os.path.join(self.path, self.driver, mount_id)
         init_dir = layer_dir + "-init"
         parts = (
             usage(layer_dir),
