@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import copy
+import gc
 import inspect
 from datetime import timedelta
 from types import ModuleType
+from typing import Any
 
 import pytest
 from snapshots import (
@@ -757,9 +759,11 @@ def test_planner_imports_nothing_that_does_io(module: ModuleType) -> None:
         "__future__",
         "collections",
         "collections.abc",
+        "contextlib",
         "dataclasses",
         "datetime",
         "fnmatch",
+        "gc",  # the cycle collector paused while planning: no I/O, no clock
         "typing",
     }
     assert imported <= pure | {"bilge.model", "bilge.policy", "bilge.units", "bilge.reclaim"}
@@ -784,3 +788,30 @@ def test_a_container_takes_its_anonymous_volumes_along_only_when_all_of_them_go(
     assert ANON in actions
     assert actions["labelled-id"].volumes == ()  # its volume is kept: the engine must not take it
     assert other not in actions
+
+
+def test_planning_resumes_the_cycle_collector_and_leaves_it_off_if_it_was() -> None:
+    snap = snapshot(containers=[container("web-1", finished=ago(days=3))])
+    assert gc.isenabled()
+    plan(snap, DEFAULT, NOW)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        plan(snap, DEFAULT, NOW)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_cycle_collector_is_paused_while_planning(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+    real = bilge.planner._containers
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bilge.planner, "_containers", spy)
+    plan(snapshot(containers=[container("web-1", finished=ago(days=3))]), DEFAULT, NOW)
+    assert seen == [False]
+    assert gc.isenabled()
