@@ -61,7 +61,8 @@ class Engine(Protocol):
 
 #: Parallel removals apply makes by default: best measured on a 2-core host
 #: against dockerd 20.10 (docs/benchmarks.md, removal concurrency: 16 requests
-#: were the fastest, 8 took 1.07 times as long).
+#: were the fastest, or within 1 % of it, in every run). Here in engine.py, not
+#: in model.py: the command line needs it before anything heavy is loaded.
 DEFAULT_CONCURRENCY = 16
 
 
