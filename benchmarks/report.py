@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.sandbox import DOCKER
+from bilge.engine import DEFAULT_CONCURRENCY
 
 TIMES, DASH = "\u00d7", "\u2013"  # the signs the tables use
 
@@ -106,15 +107,26 @@ def _speedup(peer_s: float, bilge_s: float) -> float:
     return round(peer_s / bilge_s, 2) if bilge_s else 0.0
 
 
+def paired(peer: Mapping[str, Any], bilge: Mapping[str, Any]) -> dict[str, Any]:
+    """Round by round, the peer's time over bilge's. Both ran in the same round, one
+    right after the other, so a slow spell of the shared machine mostly falls on both:
+    the count of rounds bilge won says more than two medians taken apart."""
+    ratios = [
+        _speedup(p["seconds"], b["seconds"])
+        for p, b in zip(peer["runs"], bilge["runs"], strict=True)
+    ]
+    return {"ratios": ratios, "bilge_faster": sum(r > 1 for r in ratios), "rounds": len(ratios)}
+
+
 def _crowded(results: Mapping[str, Any]) -> dict[str, Any]:
     tools = results["tools"]
-    bilge = tools["bilge apply"]["median_s"]
+    bilge = tools["bilge apply"]
+    peers = {name: t for name, t in tools.items() if name != "bilge apply"}
     return {
         "bilge_speedup": {
-            name: _speedup(t["median_s"], bilge)
-            for name, t in tools.items()
-            if name != "bilge apply"
+            name: _speedup(t["median_s"], bilge["median_s"]) for name, t in peers.items()
         },
+        "paired": {name: paired(t, bilge) for name, t in peers.items()},
         "data_lost": {name: sum(t["data_lost"].values()) for name, t in tools.items()},
     }
 
@@ -150,12 +162,17 @@ def _concurrency(results: Mapping[str, Any]) -> dict[str, Any]:
     prune = tools["docker prune"]["median_s"]
     bilge = {name: t for name, t in tools.items() if name.startswith("bilge")}
     best = min(bilge, key=lambda name: bilge[name]["median_s"])
-    default = bilge.get("bilge apply -j8") or bilge[best]
+    # None when the default was not among the levels measured (the tiny size).
+    default = bilge.get(f"bilge apply -j{DEFAULT_CONCURRENCY}")
     return {
         "throughput_per_s": {name: throughput(t) for name, t in tools.items()},
         "bilge_speedup": {name: _speedup(prune, t["median_s"]) for name, t in bilge.items()},
+        "paired": {name: paired(tools["docker prune"], t) for name, t in bilge.items()},
         "best": best,
-        "default_over_best": round(default["median_s"] / bilge[best]["median_s"], 3),
+        "default": f"bilge apply -j{DEFAULT_CONCURRENCY}",
+        "default_over_best": (
+            round(default["median_s"] / bilge[best]["median_s"], 3) if default else None
+        ),
     }
 
 
@@ -213,7 +230,17 @@ def _crowded_table(doc: Mapping[str, Any]) -> str:
         )  # fmt: skip
     head = ["tool", "median", "tool time ÷ bilge time", "API requests",
             "removed (ctr / vol / img / cache)", "freed", "data lost"]  # fmt: skip
-    return _table(head, rows)
+    rounds = "; ".join(
+        f"{name} {_rounds(p)}" for name, p in doc["summary"].get("paired", {}).items()
+    )
+    return _table(head, rows) + (
+        f"\n\nRound by round, tool time ÷ bilge time: {rounds}." if rounds else ""
+    )
+
+
+def _rounds(p: Mapping[str, Any]) -> str:
+    ratios = ", ".join(f"{r:.2f}{TIMES}" for r in p["ratios"])
+    return f"{ratios} (bilge faster in {p['bilge_faster']} of {p['rounds']})"
 
 
 def _planning_table(doc: Mapping[str, Any]) -> str:
@@ -289,8 +316,12 @@ def _concurrency_table(doc: Mapping[str, Any]) -> str:
     rows = []
     for name, t in tools.items():
         ratio = DASH if name == "docker prune" else f"{s['bilge_speedup'][name]:.2f}{TIMES}"
-        rows.append([name, f"{t['median_s']:.2f} s", f"{s['throughput_per_s'][name]:.0f}/s", ratio])
-    return _table(["tool", "median", "objects removed per second", "prune time ÷ bilge time"], rows)
+        per_round = _rounds(s["paired"][name]) if name in s.get("paired", {}) else DASH
+        throughput = f"{s['throughput_per_s'][name]:.0f}/s"
+        rows.append([name, f"{t['median_s']:.2f} s", throughput, ratio, per_round])
+    head = ["tool", "median", "objects removed per second", "prune time ÷ bilge time",
+            "round by round"]  # fmt: skip
+    return _table(head, rows)
 
 
 TABLES = {
