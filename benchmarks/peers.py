@@ -125,6 +125,11 @@ def custodian_tool(venv: Path) -> Tool:
     return Tool("dcgc", "dcgc " + " ".join(args), lambda _: [[dcgc, *args]])
 
 
+def bilge_name(concurrency: int | None = None) -> str:
+    """The tool's name in the results: the concurrency scenario runs one per level."""
+    return f"bilge apply -j{concurrency}" if concurrency else "bilge apply"
+
+
 def bilge_tool(workdir: Path, concurrency: int | None = None) -> Tool:
     """`bilge apply` with the zero-grace policy; a fresh state dir for every run."""
     config = workdir / "bilge.toml"
@@ -137,7 +142,7 @@ def bilge_tool(workdir: Path, concurrency: int | None = None) -> Tool:
         base = [sys.executable, "-m", "bilge", "-H", host, "-c", str(config)]
         return [[*base, "--state-dir", str(state), "apply", "--yes", "--json", *jobs]]
 
-    name = f"bilge apply -j{concurrency}" if concurrency else "bilge apply"
+    name = bilge_name(concurrency)
     settings = f"bilge apply --yes --json{' ' + ' '.join(jobs) if jobs else ''} (policy: 0s graces)"
     # Exit code 3: some removals were skipped or failed; the run still counts.
     return Tool(name, settings, commands, parse_bilge, frozenset({0, 3}))

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.peers import bilge_name
 from benchmarks.sandbox import DOCKER
 from bilge.engine import DEFAULT_CONCURRENCY
 
@@ -108,8 +109,8 @@ def _speedup(peer_s: float, bilge_s: float) -> float:
 
 
 def paired(peer: Mapping[str, Any], bilge: Mapping[str, Any]) -> dict[str, Any]:
-    """Round by round, the peer's time over bilge's. Both ran in the same round, one
-    right after the other, so a slow spell of the shared machine mostly falls on both:
+    """Round by round, the peer's time over bilge's. Both ran in the same round, a few
+    runs apart at most, so a slow spell of the shared machine mostly falls on both:
     the count of rounds bilge won says more than two medians taken apart."""
     ratios = [
         _speedup(p["seconds"], b["seconds"])
@@ -163,13 +164,14 @@ def _concurrency(results: Mapping[str, Any]) -> dict[str, Any]:
     bilge = {name: t for name, t in tools.items() if name.startswith("bilge")}
     best = min(bilge, key=lambda name: bilge[name]["median_s"])
     # None when the default was not among the levels measured (the tiny size).
-    default = bilge.get(f"bilge apply -j{DEFAULT_CONCURRENCY}")
+    default_name = bilge_name(DEFAULT_CONCURRENCY)
+    default = bilge.get(default_name)
     return {
         "throughput_per_s": {name: throughput(t) for name, t in tools.items()},
         "bilge_speedup": {name: _speedup(prune, t["median_s"]) for name, t in bilge.items()},
         "paired": {name: paired(tools["docker prune"], t) for name, t in bilge.items()},
         "best": best,
-        "default": f"bilge apply -j{DEFAULT_CONCURRENCY}",
+        "default": default_name,
         "default_over_best": (
             round(default["median_s"] / bilge[best]["median_s"], 3) if default else None
         ),

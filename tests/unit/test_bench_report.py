@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks import report
+from benchmarks.peers import bilge_name
 
 from bilge.engine import DEFAULT_CONCURRENCY
 
@@ -31,16 +32,16 @@ def test_a_round_bilge_lost_is_counted_as_lost() -> None:
 
 def _concurrency(levels: dict[int, float]) -> dict[str, Any]:
     tools = {"docker prune": _tool(3.0)}
-    tools |= {f"bilge apply -j{n}": _tool(s) for n, s in levels.items()}
+    tools |= {bilge_name(n): _tool(s) for n, s in levels.items()}
     return report.summary("concurrency", {"tools": tools})
 
 
 def test_default_concurrency_is_compared_with_the_best() -> None:
     summary = _concurrency({1: 4.0, 4: 2.0, DEFAULT_CONCURRENCY: 2.2})
-    assert summary["best"] == "bilge apply -j4"
-    assert summary["default"] == f"bilge apply -j{DEFAULT_CONCURRENCY}"
+    assert summary["best"] == bilge_name(4)
+    assert summary["default"] == bilge_name(DEFAULT_CONCURRENCY)
     assert summary["default_over_best"] == 1.1
-    assert summary["paired"]["bilge apply -j4"]["ratios"] == [1.5]
+    assert summary["paired"][bilge_name(4)]["ratios"] == [1.5]
 
 
 def test_default_concurrency_not_measured_gives_no_figure() -> None:
@@ -51,7 +52,7 @@ def test_default_concurrency_not_measured_gives_no_figure() -> None:
 def test_tables_show_the_rounds() -> None:
     tools = {
         "docker prune": _tool(3.0, 2.0),
-        f"bilge apply -j{DEFAULT_CONCURRENCY}": _tool(2.0, 2.5),
+        bilge_name(DEFAULT_CONCURRENCY): _tool(2.0, 2.5),
     }
     results = {"tools": tools}
     doc = {"results": results, "summary": report.summary("concurrency", results)}
