@@ -283,6 +283,7 @@ def _volume_contents(raw: JSONObject, root: DataRoot | None, engine_size: int) -
         bytes=scan.bytes + own if scan.complete else engine_bytes,
         inodes=scan.inodes,
         data_markers=scan.markers,
+        unseen=scan.unseen,
     )
 
 

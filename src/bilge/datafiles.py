@@ -18,7 +18,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Reads the first bytes of the file at a relative path; b"" when it cannot.
@@ -40,6 +40,8 @@ class DirScan:
     inodes: int
     markers: tuple[str, ...]
     complete: bool
+    #: Why the scan is not complete, e.g. "directory a/b cannot be read".
+    unseen: str = field(default="", compare=False)
 
 
 class _Paths:
@@ -235,32 +237,53 @@ def _printable(path: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def scan_dir(root: Path | str, *, max_depth: int = 4) -> DirScan:
+#: A volume with more entries than this is not read to the end: it then counts
+#: as possibly holding data. Far above what a volume of build or cache files
+#: holds; reading this many takes about a minute (docs/benchmarks.md).
+MAX_ENTRIES = 5_000_000
+
+
+def scan_dir(
+    root: Path | str, *, max_depth: int | None = None, max_entries: int = MAX_ENTRIES
+) -> DirScan:
     """Disk usage, inodes and database markers under `root` (root itself excluded).
 
-    Walks the whole tree once without following symlinks; markers are looked
-    for in paths at most `max_depth` components deep (0: none, a plain `du`).
+    Walks the whole tree once without following symlinks or crossing into
+    another filesystem. Markers are looked for at every depth; `max_depth`
+    limits that (0: none, a plain `du`), and a tree with entries deeper than a
+    positive limit is then not "complete": what bilge did not look at may be a
+    database. With markers looked for, the scan is also incomplete when a
+    symlink points out of the tree, another filesystem is mounted inside it, or
+    it holds more than `max_entries` entries.
     """
-    walk = _Walk(os.fspath(root), max_depth)
+    walk = _Walk(os.fspath(root), max_depth, max_entries)
     walk.run()
     # A plain du (max_depth 0) has no paths to match: skip the rule table.
     markers = match_markers(walk.relpaths, read_header=walk.read_header) if walk.relpaths else ()
-    return DirScan(walk.bytes, walk.inodes, markers, walk.complete)
+    return DirScan(walk.bytes, walk.inodes, markers, walk.unseen is None, walk.unseen or "")
 
 
 class _Walk:
     """One pass over a tree; what it adds up stays in its attributes."""
 
-    def __init__(self, root: str, max_depth: int) -> None:
+    def __init__(self, root: str, max_depth: int | None, max_entries: int) -> None:
         self.root = root
         self.max_depth = max_depth
+        self.markers = max_depth != 0
+        self.max_entries = max_entries
         self.bytes = 0
         self.inodes = 0
-        self.complete = True
+        #: Why the scan did not see everything (the first reason), or None.
+        self.unseen: str | None = None
         self.relpaths: list[str] = []
         self._linked: set[tuple[int, int]] = set()
+        self._device = -1
 
     def run(self) -> None:
+        try:
+            self._device = os.lstat(self.root).st_dev
+        except OSError:
+            pass  # scandir below says what is wrong with the root
         # An explicit stack: volume trees can be deeper than Python's recursion limit.
         stack = [(self.root, "", 1)]
         while stack:
@@ -272,10 +295,33 @@ class _Walk:
                 is_dir = stat.S_ISDIR(st.st_mode)
                 self._count(st, is_dir)
                 rel = prefix + entry.name + ("/" if is_dir else "")
-                if depth <= self.max_depth:
+                if self.markers and self._looked_at(entry, st, rel, depth):
                     self.relpaths.append(rel)
-                if is_dir:
+                if is_dir and not (self.markers and self._mounted(st, rel)):
                     stack.append((entry.path, rel, depth + 1))
+
+    def _looked_at(self, entry: os.DirEntry[str], st: os.stat_result, rel: str, depth: int) -> bool:
+        """Whether markers are looked for at `rel`; when not, `unseen` says why."""
+        if self.max_depth is not None and depth > self.max_depth:
+            return self._miss(f"not read below depth {self.max_depth}")
+        if len(self.relpaths) >= self.max_entries:
+            return self._miss(f"not read past {self.max_entries:,} entries")
+        if stat.S_ISLNK(st.st_mode) and _escapes(rel, entry.path):
+            self._miss(f"symlink {_printable(rel)} points out of it (not followed)")
+        return True
+
+    def _mounted(self, st: os.stat_result, rel: str) -> bool:
+        """A directory on another filesystem: not walked, so not seen."""
+        if st.st_dev == self._device:
+            return False
+        self._miss(f"another filesystem is mounted at {_printable(rel)}")
+        return True
+
+    def _miss(self, why: str) -> bool:
+        """Note the first reason the scan missed something; False, for `_looked_at`."""
+        if self.unseen is None:
+            self.unseen = why
+        return False
 
     def _entries(self, path: str) -> Sequence[os.DirEntry[str]]:
         try:
@@ -284,9 +330,11 @@ class _Walk:
         except FileNotFoundError:
             # Removed while we walked: nothing left to count. The root itself
             # missing is different: we could not see the volume at all.
-            self.complete = self.complete and path != self.root
-        except OSError:
-            self.complete = False
+            if path == self.root:
+                self._miss("it is missing")
+        except OSError as exc:
+            where = _printable(os.path.relpath(path, self.root))
+            self._miss(f"directory {where} cannot be read ({exc.strerror or exc})")
         return ()
 
     def _lstat(self, entry: os.DirEntry[str]) -> os.stat_result | None:
@@ -294,8 +342,8 @@ class _Walk:
             return entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             return None
-        except OSError:
-            self.complete = False
+        except OSError as exc:
+            self._miss(f"{_printable(entry.name)} cannot be read ({exc.strerror or exc})")
             return None
 
     def _count(self, st: os.stat_result, is_dir: bool) -> None:
@@ -320,6 +368,19 @@ class _Walk:
                 return os.read(fd, 16)
             finally:
                 os.close(fd)
-        except OSError:
-            self.complete = False
+        except OSError as exc:
+            self._miss(f"{_printable(relpath)} cannot be read ({exc.strerror or exc})")
             return b""
+
+
+def _escapes(rel: str, path: str) -> bool:
+    """Whether the symlink at `rel` (relative to the scanned root) points out of it:
+    an absolute target is a path in the container's view, unknown here."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return True
+    if os.path.isabs(target):
+        return True
+    joined = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+    return joined == ".." or joined.startswith("../")

@@ -114,22 +114,22 @@ class Image:
 
 @dataclass(frozen=True)
 class VolumeContents:
-    """What bilge saw inside a volume.
-
-    `visible` is False when bilge could not read the volume's directory; then
-    `bytes` is the engine's figure (None when the engine gave none).
-    """
+    """What bilge saw inside a volume. `visible` is False unless bilge read all of the
+    volume's directory (`unseen` says why); `bytes` is then the engine's figure
+    (None when the engine gave none). `data_markers`: "postgres: PG_VERSION", ..."""
 
     visible: bool
     bytes: int | None
     inodes: int | None = None
-    #: Database marker files found, e.g. ("postgres: PG_VERSION",).
     data_markers: tuple[str, ...] = ()
+    unseen: str = ""
 
     @property
     def holds_data(self) -> bool:
         """True when the volume holds a database's files, or may (cannot see)."""
         if self.data_markers:
+            return True
+        if self.unseen:  # bilge read part of it: the rest may be anything
             return True
         if not self.visible:
             return self.bytes != 0

@@ -304,7 +304,11 @@ def _by_creation(v: Volume, what: str, limit: timedelta, now: datetime) -> _Deci
 
 
 def _data_of(v: Volume) -> str:
-    return ", ".join(v.contents.data_markers) or "contents not visible"
+    if v.contents.data_markers:
+        return ", ".join(v.contents.data_markers)
+    if v.contents.unseen:
+        return f"could not read all of it ({v.contents.unseen})"
+    return "contents not visible"
 
 
 def _holds_data(v: Volume) -> str:

@@ -132,6 +132,7 @@ def volume(
     bytes: int | None = 0,
     markers: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
+    unseen: str = "",
 ) -> Volume:
     """A volume; visible and empty unless told otherwise."""
     return Volume(
@@ -140,7 +141,9 @@ def volume(
         anonymous=anonymous,
         created=None if unknown_creation else created or ago(days=60),
         mountpoint=f"/var/lib/docker/volumes/{name}/_data",
-        contents=VolumeContents(visible=visible, bytes=bytes, data_markers=tuple(markers)),
+        contents=VolumeContents(
+            visible=visible, bytes=bytes, data_markers=tuple(markers), unseen=unseen
+        ),
         labels=dict(labels or {}),
     )
 

@@ -104,11 +104,69 @@ def test_together_reports_both_dirs(tmp_path: Path) -> None:
     assert scan_dir(tmp_path).markers == ("cassandra: cass/commitlog/ + cass/data/",)
 
 
-def test_markers_deeper_than_max_depth_are_not_looked_for(tmp_path: Path) -> None:
-    make_tree(tmp_path, ["a/b/c/PG_VERSION", "d/e/f/g/h/ibdata1"])
-    assert scan_dir(tmp_path).markers == ("postgres: a/b/c/PG_VERSION",)
-    assert scan_dir(tmp_path, max_depth=3).markers == ()
+def test_markers_are_found_at_any_depth(tmp_path: Path) -> None:
+    make_tree(tmp_path, ["a/b/c/PG_VERSION", "d/e/f/g/h/ibdata1", "x/" * 40 + "dump.rdb"])
+    scan = scan_dir(tmp_path)
+    assert scan.markers == (
+        "postgres: a/b/c/PG_VERSION",
+        "mysql: d/e/f/g/h/ibdata1",
+        "redis: " + "x/" * 40 + "dump.rdb",
+    )
+    assert scan.complete
+
+
+def test_a_depth_limit_makes_the_scan_incomplete(tmp_path: Path) -> None:
+    # What a limited scan did not look at may be a database: it cannot say "none".
+    make_tree(tmp_path, ["d/e/f/g/h/ibdata1"])
+    limited = scan_dir(tmp_path, max_depth=3)
+    assert limited.markers == ()
+    assert not limited.complete
+    assert limited.unseen == "not read below depth 3"
     assert scan_dir(tmp_path, max_depth=0).markers == ()
+
+
+def test_an_entry_budget_makes_the_scan_incomplete(tmp_path: Path) -> None:
+    make_tree(tmp_path, [f"f{n}" for n in range(20)] + ["z/PG_VERSION"])
+    assert scan_dir(tmp_path, max_entries=100).complete
+    scan = scan_dir(tmp_path, max_entries=10)
+    assert not scan.complete
+    assert scan.unseen == "not read past 10 entries"
+    assert scan.inodes == 22  # still counted whole
+
+
+def test_a_symlink_out_of_the_tree_makes_the_scan_incomplete(tmp_path: Path) -> None:
+    make_tree(tmp_path, ["a/data"])
+    (tmp_path / "a" / "inside").symlink_to("data")
+    (tmp_path / "up").symlink_to("a/../a/data")
+    assert scan_dir(tmp_path).complete
+    (tmp_path / "a" / "pgdata").symlink_to("/var/lib/postgresql/data")
+    scan = scan_dir(tmp_path)
+    assert not scan.complete
+    assert scan.unseen == "symlink a/pgdata points out of it (not followed)"
+    (tmp_path / "a" / "pgdata").unlink()
+    (tmp_path / "a" / "escape").symlink_to("../../elsewhere")
+    assert not scan_dir(tmp_path).complete
+
+
+def test_another_filesystem_inside_makes_the_scan_incomplete(tmp_path: Path) -> None:
+    make_tree(tmp_path, ["mnt/", "plain"])
+    mnt = tmp_path / "mnt"
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        (mnt / "PG_VERSION").write_text("15")
+        scan = scan_dir(tmp_path)
+        assert not scan.complete
+        assert scan.unseen == "another filesystem is mounted at mnt/"
+        assert scan.markers == ()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def test_deep_trees_are_still_counted(tmp_path: Path) -> None:

@@ -311,6 +311,34 @@ CASES: list[tuple[str, Snapshot, Policy, Expected]] = [
         {(V, "blob"): (REMOVE, "unused named volume, created 60d ago (named_after 30d)")},
     ),
     (
+        # The engine walked it and says 0 bytes, but bilge could not read all of it.
+        "partly read named volume the engine reports empty",
+        snapshot(volumes=[volume("blob", visible=False, bytes=0, unseen="not read below depth 3")]),
+        NAMED,
+        {
+            (V, "blob"): (
+                KEEP_,
+                "may hold database data: could not read all of it (not read below depth 3)",
+            )
+        },
+    ),
+    (
+        "partly read anonymous volume of a removed container",
+        snapshot(
+            containers=[container("job", state="exited", finished=ago(days=3), volumes=[ANON])],
+            volumes=[volume(ANON, anonymous=True, visible=False, bytes=0, unseen="x")],
+        ),
+        Policy(),
+        {
+            (C, "job-id"): (
+                KEEP_,
+                "owns anonymous volume aaaaaaaaaaaa holding database data"
+                " (could not read all of it (x))",
+            ),
+            (V, ANON): (KEEP_, "in use by container job"),
+        },
+    ),
+    (
         "keep-labelled volume",
         snapshot(volumes=[volume(ANON, anonymous=True, labels={KEEP: "yes"})]),
         NAMED,
