@@ -13,6 +13,7 @@ relative paths and is pure, apart from the optional header reader.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
@@ -280,10 +281,9 @@ class _Walk:
         self._device = -1
 
     def run(self) -> None:
-        try:
+        # When the root cannot be read, scandir below says why.
+        with contextlib.suppress(OSError):
             self._device = os.lstat(self.root).st_dev
-        except OSError:
-            pass  # scandir below says what is wrong with the root
         # An explicit stack: volume trees can be deeper than Python's recursion limit.
         stack = [(self.root, "", 1)]
         while stack:
