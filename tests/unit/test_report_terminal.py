@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
+from bilge.doctor import Finding, Severity
 from bilge.model import (
     Action,
     ActionOutcome,
@@ -23,10 +24,14 @@ from bilge.model import (
     Volume,
     VolumeContents,
 )
+from bilge.report import interactive
 from bilge.report.terminal import (
+    ACTION_ROWS,
+    KEPT_ROWS,
     bar,
     gauge,
     level_style,
+    render_doctor,
     render_history,
     render_outcome,
     render_plan,
@@ -321,3 +326,118 @@ def test_bar_shows_any_nonzero_amount() -> None:
     assert bar(1e-9, 10) == "▏"
     assert bar(1.0, 10) == "█" * 10
     assert bar(0.55, 10) == "█████▌"
+
+
+# -- what the engine names cannot do to the terminal --------------------------
+
+#: Sets the window title, rings the bell, clears the screen, returns the cursor;
+#: then a C1 CSI, a bidi override and a line break inside the name.
+EVIL = "evil\x1b]0;pwned\x07\x1b[2J\r\x9b31m\u202egnp.exe\nsecond"
+RAW = ("\x1b", "\x07", "\r", "\x9b", "\u202e")
+
+
+def assert_harmless(text: str) -> None:
+    for char in RAW:
+        assert char not in text, f"{char!r} reached the output"
+    assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\r\\x9b31m" in text
+
+
+def evil_snapshot() -> Snapshot:
+    engine = EngineInfo(f"unix:///{EVIL}.sock", "1.41", EVIL, "/var/lib/docker", EVIL, True)
+    return Snapshot(
+        taken_at=T0,
+        engine=engine,
+        containers=(container(EVIL, 120_000_000),),
+        images=(),
+        layers={},
+        volumes=(volume(EVIL, 9 * GB),),
+        filesystem=Filesystem(f"/{EVIL}", 20 * GB, 1_600_000_000, 1_000_000, 800_000),
+    )
+
+
+def evil_plan(actions: int = 1, kept: int = 1) -> Plan:
+    return Plan(
+        T0,
+        EVIL,
+        tuple(
+            Action(Kind.NETWORK, f"n{i}", EVIL, f"label {EVIL}", i, "", "") for i in range(actions)
+        ),
+        tuple(Kept(Kind.VOLUME, f"v{i}", EVIL, f"holds {EVIL}", 1) for i in range(kept)),
+    )
+
+
+def test_control_characters_in_status_are_shown_escaped() -> None:
+    assert_harmless(status_text(evil_snapshot(), evil_plan()))
+
+
+@pytest.mark.parametrize(("actions", "kept"), [(1, 1), (ACTION_ROWS + 1, KEPT_ROWS + 1)])
+@pytest.mark.parametrize("explain", [False, True])
+def test_control_characters_in_a_plan_are_shown_escaped(
+    actions: int, kept: int, explain: bool
+) -> None:
+    con = console()
+    render_plan(con, evil_plan(actions, kept), explain=explain)
+    assert_harmless(con.export_text())
+
+
+def test_control_characters_in_outcome_doctor_and_history_are_shown_escaped() -> None:
+    plan = evil_plan()
+    outcome = Outcome(plan, (ActionOutcome(plan.actions[0], Result.FAILED, EVIL),), T0, T0)
+    assert_harmless(outcome_text(outcome))
+    con = console()
+    finding = Finding("x", Severity.WARNING, f"network {EVIL} is odd", fix=f"docker rm {EVIL}")
+    render_doctor(con, evil_snapshot(), [finding])
+    assert_harmless(con.export_text())
+    con = console()
+    entry = AuditEntry(1, EVIL, T0, Kind.NETWORK, "n", EVIL, EVIL, 1, Result.FAILED, EVIL)
+    render_history(con, [entry], [UsageSample(EVIL, T0, 100, 50, 10, 5)])
+    assert_harmless(con.export_text())
+
+
+def test_escaped_names_still_line_up_in_their_table() -> None:
+    con = console()
+    render_plan(con, evil_plan(), explain=False)
+    rows = [line for line in con.export_text().splitlines() if line.startswith("│")]
+    assert len({len(row) for row in rows}) == 1  # every cell measured as it is shown
+
+
+# -- width off a terminal --------------------------------------------------------------
+
+LONG_REASON = "unused for 12d 3h (unused_after 7d); " + "its tag app:1 was replaced " * 6
+
+
+def printed_plan(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The plan as `bilge plan` prints it to a captured stdout (no terminal)."""
+    action = Action(Kind.IMAGE, "i", "registry.example.com/team/app:1", LONG_REASON, 1, "", "")
+    render_plan(interactive.out(), Plan(T0, "h", (action,)), explain=False)
+    return capsys.readouterr().out.splitlines()
+
+
+def test_off_a_terminal_tables_are_as_wide_as_their_content(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    lines = printed_plan(capsys)
+    row = next(line for line in lines if "registry.example.com/team/app:1" in line)
+    assert LONG_REASON.strip() in row  # one line, not wrapped into 80 columns
+    assert max(len(line) for line in lines) > 80
+
+
+def test_off_a_terminal_columns_still_sets_the_width(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    lines = printed_plan(capsys)
+    assert max(len(line) for line in lines) == 100
+    assert not any(LONG_REASON.strip() in line for line in lines)
+
+
+def test_short_output_and_rules_keep_80_columns_off_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    con = interactive.out()
+    con.rule("host")
+    con.print("short")
+    first, second = capsys.readouterr().out.splitlines()
+    assert len(first) == 80 and second == "short"

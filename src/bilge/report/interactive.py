@@ -1,4 +1,5 @@
-"""What the CLI shows on a terminal while it works: a spinner, a question, a bar.
+"""The console the CLI prints to, and what it shows on a terminal while it
+works: a spinner, a question, a bar.
 
 Kept apart from cli.py so that --json runs (scripts, cron, the benchmarks)
 never load rich: its import alone is a tenth of a second.
@@ -6,20 +7,49 @@ never load rich: its import alone is a tenth of a second.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
+from rich.measure import measure_renderables
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bilge.errors import UsageError
 from bilge.model import ActionOutcome, Plan
 from bilge.report import terminal
+from bilge.report.literal import literal
+from bilge.report.text import printable
 from bilge.units import format_size
+
+#: Off a terminal, output is never narrower than this (what a terminal would
+#: have given) nor wider than the second: a bound, not a layout.
+MIN_WIDTH, MAX_WIDTH = 80, 10_000
 
 
 def out() -> Console:
-    return Console(highlight=False)
+    """The console for a command's output, on stdout.
+
+    On a terminal, rich fits tables to the terminal's width. Elsewhere (a CI
+    log, `| less`, a file) it would squeeze them into 80 columns and wrap every
+    reason over several lines; there each print gets the width its content
+    needs instead, or $COLUMNS when set.
+    """
+    console = Console(highlight=False)
+    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return console  # rich reads $COLUMNS itself
+    return _ContentWidth(highlight=False, width=MAX_WIDTH)
+
+
+class _ContentWidth(Console):
+    """A console without a terminal: each print as wide as what it prints."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        if objects and options.get("width") is None:
+            measured = measure_renderables(self, self.options, objects)
+            options["width"] = max(MIN_WIDTH, min(measured.maximum, MAX_WIDTH))
+        super().print(*objects, **options)
 
 
 @contextmanager
@@ -30,7 +60,7 @@ def reading(host: str) -> Iterator[None]:
     if not err.is_terminal:
         yield
         return
-    with err.status(f"Reading {host} and its data-root..."):
+    with err.status(literal(f"Reading {host} and its data-root...")):
         yield
 
 
@@ -60,7 +90,8 @@ class progress:
                 TextColumn("Removing"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[last]}"),
+                # The name is the engine's: never markup (nor, via printable, controls).
+                TextColumn("{task.fields[last]}", markup=False),
                 TimeElapsedColumn(),
                 console=console,
                 transient=True,
@@ -78,4 +109,5 @@ class progress:
 
     def _advance(self, outcome: ActionOutcome) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, last=outcome.action.name[:40])
+            last = printable(outcome.action.name)[:40]
+            self._bar.update(self._task, advance=1, last=last)
