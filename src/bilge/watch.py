@@ -10,28 +10,31 @@ when each image was last used (lastuse.py), which plan and apply then use.
 It stays up: an engine that restarts or whose socket vanishes is reconnected
 with backoff; SIGTERM or SIGINT lets the removals in flight finish, flushes
 the state store and exits 0. It reports through Prometheus metrics, webhook
-alerts, and one log line per event (text, or JSON with --log-format json).
+alerts, and one log line per event (guardlog.py: text, or JSON with --json or
+--log-format json). `--once` samples (and evicts) once and exits: it serves
+no metrics, since nothing would be there to scrape them.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import timedelta
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 from bilge import commands, eviction
 from bilge.alerts import Alert, AlertError, Webhook
 from bilge.apply import apply
 from bilge.collect import statvfs
 from bilge.engine import DockerEngine, Engine, EventStream
-from bilge.errors import EXIT_OK, BilgeError, EngineError, ObjectGone, StateError
+from bilge.errors import EXIT_OK, BilgeError, EngineError, StateError
+from bilge.guardlog import Log
+from bilge.imageuse import image_id, with_parents
 from bilge.lastuse import interpret
 from bilge.metrics import Metrics
 from bilge.model import ActionOutcome, Filesystem, Plan, Snapshot
@@ -39,7 +42,7 @@ from bilge.planner import plan as make_plan
 from bilge.policy import Policy
 from bilge.state import StateStore
 from bilge.summary import largest, usage_by_kind
-from bilge.units import format_size
+from bilge.units import duration_text, format_percent, format_size
 
 #: Rounds of plan-apply-measure in one eviction before giving up (shortfall).
 MAX_ROUNDS = 3
@@ -49,33 +52,6 @@ BACKOFF_START, BACKOFF_CAP = 1.0, 60.0
 EVENT_SETTLE_SECONDS = 1.0
 #: Reclaimable bytes per kind (a full snapshot) are refreshed every N samples.
 USAGE_EVERY = 10
-PARENT_DEPTH = 32
-#: Container id -> image id, for events of containers already gone; bounded.
-CONTAINER_CACHE = 10_000
-
-
-class Log:
-    """One line per event, to stdout: `text` for people, `json` for collectors."""
-
-    def __init__(self, fmt: str = "text", out: TextIO | None = None) -> None:
-        self.fmt = fmt
-        self.out = out or sys.stdout
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, level: str = "info", **fields: object) -> None:
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        if self.fmt == "json":
-            line = json.dumps({"ts": now, "level": level, "event": event, **fields}, default=str)
-        else:
-            kv = " ".join(f"{k}={_text(v)}" for k, v in fields.items())
-            line = f"{now} {level:<5} {event} {kv}".rstrip()
-        with self._lock:
-            print(line, file=self.out, flush=True)
-
-
-def _text(value: object) -> str:
-    text = str(value)
-    return json.dumps(text) if not text or any(c in text for c in ' "=') else text
 
 
 @dataclass
@@ -98,6 +74,13 @@ class WatchOptions:
     log_format: str = "text"
     once: bool = False
     metrics_addr: str | None = None  # None: the policy's
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> WatchOptions:
+        """From `bilge watch`'s arguments; --json (which every command takes)
+        asks for JSON logs as --log-format json does."""
+        fmt = "json" if getattr(args, "json", False) else args.log_format
+        return cls(fmt, args.once, args.metrics_addr)
 
 
 class Guard:
@@ -127,13 +110,10 @@ class Guard:
     # --- running -------------------------------------------------------------
 
     def run(self) -> int:
-        addr = self.options.metrics_addr or self.policy.watch.metrics_addr
-        if not self.options.once:
-            self.metrics.serve(addr)
         w = self.policy.watch
-        self.log("started", hosts=",".join(h.address for h in self.hosts), metrics=addr,
-                 high=w.high, low=w.low, interval=w.interval.total_seconds(),
-                 webhook=self.webhook.where if self.webhook else "none")  # fmt: skip
+        if not self.options.once:
+            self.metrics.serve(self.options.metrics_addr or w.metrics_addr)
+        self.log("started", "info", **self._started())
         if not self.options.once:
             for host in self.hosts:
                 threading.Thread(target=self._follow_events, args=(host,), daemon=True).start()
@@ -147,6 +127,23 @@ class Guard:
             self._sleep(w.interval.total_seconds())
         self._shutdown()
         return EXIT_OK
+
+    def _started(self) -> dict[str, str]:
+        """What the guard watches and how, as the policy writes it ("85%", "30s");
+        the metrics address only when it is served (not with --once)."""
+        w = self.policy.watch
+        fields = {"hosts": ",".join(h.address for h in self.hosts)}
+        if not self.options.once:
+            fields["metrics"] = self.options.metrics_addr or w.metrics_addr
+        fields |= {
+            "high": format_percent(w.high),
+            "low": format_percent(w.low),
+            "inodes_high": format_percent(w.inodes_high),
+            "inodes_low": format_percent(w.inodes_low),
+            "interval": _duration(w.interval),
+            "webhook": self.webhook.where if self.webhook else "none",
+        }
+        return fields
 
     def handle_signals(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -373,42 +370,18 @@ class Guard:
             if use.image_ref.startswith("sha256:"):
                 self.store.forget_image(host.address, use.image_ref)
             return
-        image_id = self._image_id(host, engine, use.image_ref, use.container_id)
-        if image_id:
-            for one in self._with_parents(engine, image_id):
+        image = image_id(engine, host.container_images, use.image_ref, use.container_id)
+        if image:
+            for one in with_parents(engine, image):
                 self.store.record_image_use(host.address, one, use.at)
 
-    def _image_id(self, host: _Host, engine: Engine, ref: str, container_id: str) -> str:
-        try:
-            if container_id:
-                if container_id in host.container_images:
-                    return host.container_images[container_id]
-                image = str(engine.inspect_container(container_id).get("Image") or "")
-                if len(host.container_images) > CONTAINER_CACHE:
-                    host.container_images.clear()
-                host.container_images[container_id] = image
-                return image
-            return str(engine.inspect_image(ref).get("Id") or "")
-        except ObjectGone:
-            try:  # the container is gone (destroy): its image by the event's name
-                return str(engine.inspect_image(ref).get("Id") or "") if ref else ""
-            except EngineError:
-                return ""
-        except EngineError:
-            return ""
 
-    def _with_parents(self, engine: Engine, image_id: str) -> list[str]:
-        """The image and its parents (local builds): a parent is used when a child is."""
-        out = [image_id]
-        for _ in range(PARENT_DEPTH):
-            try:
-                parent = str(engine.inspect_image(out[-1]).get("Parent") or "")
-            except EngineError:
-                break
-            if not parent or parent in out:
-                break
-            out.append(parent)
-        return out
+def _duration(td: timedelta) -> str:
+    """As bilge.toml writes it ("30s", "1m30s"); a fraction of a second as seconds."""
+    try:
+        return duration_text(td)
+    except ValueError:
+        return f"{td.total_seconds():g}s"
 
 
 def run(hosts: list[str], policy: Policy, store: StateStore, options: WatchOptions) -> int:
