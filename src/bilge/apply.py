@@ -11,38 +11,43 @@ fails, nothing is tried. Outcomes are written as the removals end.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from itertools import groupby
 from pathlib import Path
 from typing import Protocol
 
 from bilge.collect import statvfs
-from bilge.dataroot import DataRoot, orphan_modified, orphan_still_unused, remove_orphan
+from bilge.datafiles import scan_dir
+from bilge.dataroot import (
+    DataRoot,
+    looks_anonymous,
+    orphan_modified,
+    orphan_still_unused,
+    remove_orphan,
+)
 from bilge.engine import DEFAULT_CONCURRENCY, Engine, JSONObject
 from bilge.errors import (
     EngineError,
     ObjectConflict,
     ObjectGone,
-    PlanFileError,
     StateError,
 )
 from bilge.model import (
     Action,
     ActionOutcome,
-    Filesystem,
     Kind,
     OrphanDir,
     Outcome,
     Plan,
     Result,
-    Snapshot,
 )
+from bilge.outcomes import freed_since, still_there
 from bilge.reclaim import TRUNCATABLE_DRIVERS
 from bilge.timeparse import parse_time
 
@@ -63,19 +68,28 @@ class Skip(Exception):
     """The precondition no longer holds; the action is skipped with this reason."""
 
 
+class _LostAnswer(Exception):
+    """A removal was sent but its answer is not a clear yes or no (the engine died,
+    the deadline passed, it answered 500): whether it happened is asked after."""
+
+
 def apply(
     plan: Plan,
     engine: Engine,
     audit: BulkAuditLog,
     *,
     data_root: str | None = None,
+    protect_data: bool = True,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_result: Callable[[ActionOutcome], None] | None = None,
     refused: Iterable[ActionOutcome] = (),
     stop: threading.Event | None = None,
 ) -> Outcome:
     """Carry out `plan`; `refused` are outcomes decided before (stale plan). Once
-    `stop` is set, the removals in flight finish and no new one is attempted."""
+    `stop` is set, the removals in flight finish and no new one is attempted.
+    With a readable `data_root`, a volume is read again just before it goes and
+    kept if it now holds a database's files (named ones only when `protect_data`,
+    anonymous ones always, as the planner decides)."""
     started = datetime.now(UTC)
     before = statvfs(data_root) if data_root else None
     results: list[ActionOutcome] = []
@@ -90,7 +104,7 @@ def apply(
     done(refused)
     refused_keys = {(r.action.kind, r.action.id) for r in refused}
     todo = [a for a in plan.actions if (a.kind, a.id) not in refused_keys]
-    remover = _Remover(engine, audit, plan, data_root, stop)
+    remover = _Remover(engine, audit, plan, data_root, stop, protect_named=protect_data)
     unrecorded = remover.record(todo)
     done(unrecorded)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -107,31 +121,8 @@ def apply(
         results=tuple(results),
         started_at=started,
         finished_at=datetime.now(UTC),
-        freed_bytes_measured=_measure(data_root, before),
+        freed_bytes_measured=freed_since(data_root, before),
     )
-
-
-def _measure(data_root: str | None, before: Filesystem | None) -> int | None:
-    if data_root is None or before is None:
-        return None
-    # ext4 returns freed blocks to statvfs only once the journal commits.
-    _sync_filesystem(data_root)
-    after = statvfs(data_root)
-    return None if after is None else after.free_bytes - before.free_bytes
-
-
-def _sync_filesystem(path: str) -> None:
-    """Commit the filesystem holding `path` (syncfs), not every disk (sync)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
 
 
 def _volume_users(containers: list[JSONObject]) -> dict[str, list[str]]:
@@ -144,25 +135,6 @@ def _volume_users(containers: list[JSONObject]) -> dict[str, list[str]]:
     return users
 
 
-def refuse_stale(plan: Plan, fresh: Snapshot) -> tuple[ActionOutcome, ...]:
-    """Outcomes for the actions of a saved plan whose object changed or vanished."""
-    if plan.host != fresh.engine.host:
-        raise PlanFileError(
-            f"plan file was made for {plan.host}, not {fresh.engine.host}; make a new plan"
-        )
-    now = {**fresh.fingerprints(), **fresh.log_fingerprints()}
-    out = []
-    for action in plan.actions:
-        current = now.get((action.kind, action.id))
-        if current is None:
-            out.append(ActionOutcome(action, Result.SKIPPED, "gone since the plan was made"))
-        elif current != action.fingerprint:
-            out.append(
-                ActionOutcome(action, Result.SKIPPED, "refused: changed since the plan was made")
-            )
-    return tuple(out)
-
-
 class _Remover:
     """Runs one action: audit, re-check, remove, audit the outcome."""
 
@@ -173,8 +145,11 @@ class _Remover:
         plan: Plan,
         data_root: str | None = None,
         stop: threading.Event | None = None,
+        *,
+        protect_named: bool = True,
     ) -> None:
         self.engine = engine
+        self.protect_named = protect_named
         self.stop = stop
         self.data_root = data_root
         self._root: DataRoot | None = None
@@ -182,8 +157,11 @@ class _Remover:
         self.plan = plan
         #: (kind, id) -> the action's entry in the audit log.
         self.entries: dict[tuple[Kind, str], int] = {}
-        #: Volumes that went to the engine with their container.
+        #: Volumes whose container this run removed, asking the engine to take them along.
         self.with_container: set[str] = set()
+        #: Anonymous volume -> the container it belongs to, for those this run did not remove.
+        self.owners = {v: a for a in plan.actions if a.kind is Kind.CONTAINER for v in a.volumes}
+        self.not_removed: set[str] = set()
         self.lock = threading.Lock()
         self.present: set[str] | None = None
         self.volume_users: dict[str, list[str]] | None = None
@@ -234,30 +212,62 @@ class _Remover:
             return self._finish(action, entry, Result.REMOVED, "removed with its container")
         if not taken_along and self.stop is not None and self.stop.is_set():
             return self._finish(action, entry, Result.SKIPPED, "not attempted: bilge is stopping")
-        return self._finish(action, entry, *self._attempt(action))
+        result, detail = self._attempt(action)
+        if action.kind is Kind.CONTAINER and result is not Result.REMOVED:
+            with self.lock:
+                self.not_removed.add(action.id)
+        return self._finish(action, entry, result, detail)
 
-    def _finish(self, action: Action, entry: int, result: Result, detail: str) -> ActionOutcome:
-        outcome = ActionOutcome(action, result, detail)
+    def _finish(
+        self, action: Action, entry: int, result: Result | None, detail: str
+    ) -> ActionOutcome:
+        """The outcome, written to the audit log; `None` is "not known": the entry
+        stays open for a later run to settle, and this run counts it as failed."""
+        outcome = ActionOutcome(action, result or Result.FAILED, detail)
+        if result is None:
+            return outcome
         try:
             self.audit.record_outcome(entry, outcome.result, outcome.detail)
         except StateError as exc:
             outcome = replace(outcome, detail=f"{outcome.detail} (audit log: {exc})".strip())
         return outcome
 
-    def _attempt(self, action: Action) -> tuple[Result, str]:
+    def _attempt(self, action: Action) -> tuple[Result | None, str]:
         try:
             self.checks[action.kind](action)
         except Skip as exc:
             return Result.SKIPPED, str(exc)
-        except ObjectGone:
-            return Result.SKIPPED, "already gone"
-        except ObjectConflict as exc:
-            return Result.SKIPPED, f"engine refused: {exc}"
+        except _LostAnswer as exc:
+            return self._settle(action, str(exc))
+        except (ObjectGone, ObjectConflict) as exc:
+            gone = isinstance(exc, ObjectGone)
+            return Result.SKIPPED, "already gone" if gone else f"engine refused: {exc}"
         except EngineError as exc:  # unreachable engine included: this one fails
             return Result.FAILED, str(exc)
         except OSError as exc:  # logs and orphans are files bilge handles itself
             return Result.FAILED, f"{exc.strerror or exc}: {exc.filename or ''}".strip(": ")
         return Result.REMOVED, ""
+
+    def _send(self, removal: Callable[[], object]) -> None:
+        """Send a removal; an answer that is neither done, gone nor refused is lost."""
+        try:
+            removal()
+        except (ObjectGone, ObjectConflict):
+            raise
+        except EngineError as exc:
+            raise _LostAnswer(str(exc)) from exc
+
+    def _settle(self, action: Action, error: str) -> tuple[Result | None, str]:
+        """After a lost answer: the object gone means this removal did it (it was
+        there, unchanged, just before); still there means it failed; no answer
+        leaves it open, for the next run to settle."""
+        try:
+            exists = still_there(self.engine, action.kind, action.id)
+        except EngineError:
+            return None, f"outcome unknown, to be settled by the next run: {error}"
+        if exists:
+            return Result.FAILED, error
+        return Result.REMOVED, f"removed (the engine's answer was lost: {error})"
 
     def _container(self, action: Action) -> None:
         state = self.engine.inspect_container(action.id).get("State") or {}
@@ -267,19 +277,43 @@ class _Remover:
         started = parse_time(state.get("StartedAt"))
         if started is not None and started > self.plan.created_at:
             raise Skip("started since the plan was made")
-        self.engine.remove_container(action.id, volumes=self._take_along(action))
+        along = self._take_along(action)
+        self._send(lambda: self.engine.remove_container(action.id, volumes=along))
+        if along:
+            # Credited to this run only once its container is gone, and only if
+            # the volume is gone then too (list_volumes asks).
+            with self.lock:
+                self.with_container.update(action.volumes)
 
     def _take_along(self, action: Action) -> bool:
         """Whether the engine may remove the container's anonymous volumes with it:
         only when every one of them is a removal of this apply (not one a saved
-        plan's check refused), so in the audit log already."""
+        plan's check refused), so in the audit log already, and none of them now
+        holds a database's files (each then goes, or stays, on its own)."""
         if not action.volumes:
             return False
         if not all((Kind.VOLUME, name) in self.entries for name in action.volumes):
             return False  # the volumes go one by one later, or stay
-        with self.lock:
-            self.with_container.update(action.volumes)
+        try:
+            for name in action.volumes:
+                self._check_data(name)
+        except Skip:
+            return False
         return True
+
+    def _check_data(self, name: str) -> None:
+        """Read the volume again, as the planner did: database files, or anything
+        that stops the scan early, keep it (DESIGN.md, safety rules 3 and 4)."""
+        if self.data_root is None or not (self.protect_named or looks_anonymous(name)):
+            return
+        data = Path(self.data_root, "volumes", name, "_data")
+        if not data.is_dir():
+            return  # gone (the removal says so) or not a local volume's folder
+        scan = scan_dir(data)
+        if scan.markers:
+            raise Skip(f"now holds database data: {', '.join(scan.markers)}")
+        if not scan.complete:
+            raise Skip(f"may now hold database data: could not read all of it ({scan.unseen})")
 
     def _volume(self, action: Action) -> None:
         # No inspect first: a vanished volume answers the removal with 404 (a skip).
@@ -289,9 +323,13 @@ class _Remover:
             users = self.volume_users.get(action.id, [])
         else:
             users = self.engine.containers_using(volume=action.id)
+        owner = self.owners.get(action.id)
+        if owner is not None and owner.id in self.not_removed:
+            raise Skip(f"its container {owner.name} was not removed")
         if users:
             raise Skip(f"now mounted by container {users[0][:12]}")
-        self.engine.remove_volume(action.id)
+        self._check_data(action.id)
+        self._send(lambda: self.engine.remove_volume(action.id))
 
     def _image(self, action: Action) -> None:
         tags = self.engine.inspect_image(action.id).get("RepoTags") or []
@@ -304,9 +342,9 @@ class _Remover:
         # An image with several tags cannot be removed by id without force:
         # untag it tag by tag; the last untag removes it.
         for tag in action.tags:
-            self.engine.remove_image(tag)
+            self._send(partial(self.engine.remove_image, tag))
         if not action.tags:
-            self.engine.remove_image(action.id)
+            self._send(lambda: self.engine.remove_image(action.id))
 
     def _network(self, action: Action) -> None:
         attached = self.engine.inspect_network(action.id).get("Containers") or {}
@@ -315,10 +353,10 @@ class _Remover:
         users = self.engine.containers_using(network=action.id)
         if users:
             raise Skip(f"now used by container {users[0][:12]}")
-        self.engine.remove_network(action.id)
+        self._send(lambda: self.engine.remove_network(action.id))
 
     def _build_cache(self, action: Action) -> None:
-        self.engine.remove_build_cache(action.id)
+        self._send(lambda: self.engine.remove_build_cache(action.id))
 
     def _log(self, action: Action) -> None:
         info = self.engine.inspect_container(action.id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bilge.apply import apply, refuse_stale
+from bilge.apply import apply
 from bilge.collect import collect, statvfs
 from bilge.doctor import Finding, diagnose
 from bilge.engine import DEFAULT_CONCURRENCY, DockerEngine, Engine
@@ -26,11 +26,14 @@ from bilge.model import (
     Snapshot,
     UsageSample,
 )
+from bilge.outcomes import settlement
 from bilge.planner import plan as make_plan
 from bilge.policy import Policy
 from bilge.prefetch import Prefetch
 from bilge.report.json import plan_from_json
+from bilge.saved_plan import narrow_saved
 from bilge.state import StateStore
+from bilge.state_records import Record
 
 
 @dataclass
@@ -45,6 +48,8 @@ class Context:
     prefetch: Prefetch | None = None
     _engine: Engine | None = field(default=None, repr=False)
     _store: StateStore | None = field(default=None, repr=False)
+    #: Hosts whose open attempts were settled already (`settle_open_attempts`).
+    settled: set[str] = field(default_factory=set, repr=False)
 
     @property
     def engine(self) -> Engine:
@@ -71,6 +76,10 @@ class Context:
             warnings = self._store.take_warnings()
         return warnings
 
+    def lost(self) -> list[Record]:
+        """Records the closed store could not write at all (its disk stayed full)."""
+        return self._store.lost if self._store is not None else []
+
     def warnings(self) -> list[str]:
         return self._store.take_warnings() if self._store is not None else []
 
@@ -91,6 +100,7 @@ def snapshot(ctx: Context) -> Snapshot:
     """Collect the engine and record a usage sample of its data-root."""
     snap = collect(ctx.engine, datetime.now(UTC), prefetch=ctx.prefetch)
     host = snap.engine.host
+    settle_open_attempts(ctx, snap)
     if snap.filesystem is not None:
         ctx.store.record_sample(host, snap.filesystem, snap.taken_at)
     # Images containers use now are used now: remembered, so that once those
@@ -136,25 +146,33 @@ def load_plan(path: Path) -> Plan:
         raise PlanFileError(f"{path}: {exc}") from exc
 
 
+def saved_plan(ctx: Context, path: Path) -> tuple[Plan, Snapshot, tuple[ActionOutcome, ...]]:
+    """A plan saved by `plan --out`, narrowed to what a fresh plan of the host
+    under the current policy also removes; the refused actions, with why."""
+    saved = load_plan(path)
+    fresh = status(ctx)
+    narrowed, refused = narrow_saved(saved, fresh.plan, fresh.snapshot)
+    return narrowed, fresh.snapshot, refused
+
+
 def run_apply(
     ctx: Context,
     the_plan: Plan,
     snap: Snapshot,
     *,
-    saved: bool,
+    refused: tuple[ActionOutcome, ...] = (),
     concurrency: int = DEFAULT_CONCURRENCY,
     on_result: Callable[[ActionOutcome], None] | None = None,
 ) -> Outcome:
-    """Apply a plan made from `snap`, or, when `saved`, a plan read from a file:
-    then `snap` is a fresh snapshot and the plan is refused for every object
-    that changed since it was made."""
-    refused = refuse_stale(the_plan, snap) if saved else ()
+    """Apply a plan made from `snap`; `refused` are a saved plan's actions that
+    a fresh plan would not take (`saved_plan`), reported as skipped."""
     data_root = snap.engine.data_root if snap.engine.local else None
     outcome = apply(
         the_plan,
         ctx.engine,
         ctx.store,
         data_root=data_root,
+        protect_data=ctx.policy.volumes.protect_data,
         concurrency=concurrency,
         on_result=on_result,
         refused=refused,
@@ -166,6 +184,24 @@ def run_apply(
     # apply has (with luck) freed space.
     ctx.store.flush()
     return outcome
+
+
+def settle_open_attempts(ctx: Context, snap: Snapshot) -> int:
+    """Give an outcome to the attempts on this host that a run killed in the middle
+    left open (DESIGN.md, safety rule 5); once per store and host. Returns how
+    many were settled."""
+    host = snap.engine.host
+    if host in ctx.settled:
+        return 0
+    ctx.settled.add(host)
+    data_root = snap.engine.data_root if snap.engine.local else None
+    settled = 0
+    for entry in ctx.store.open_attempts(host):
+        found = settlement(ctx.engine, entry, data_root)
+        if found is not None:
+            ctx.store.record_outcome(entry.id, *found)
+            settled += 1
+    return settled
 
 
 def history(ctx: Context, limit: int = 50) -> History:

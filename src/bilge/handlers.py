@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING
 from bilge import commands
 from bilge.configfile import find_config
 from bilge.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
-from bilge.model import Outcome, Plan, Result
+from bilge.model import ActionOutcome, Outcome, Plan, Result
 from bilge.policy import Policy, load_policy, with_orphans
 from bilge.prefetch import Prefetch
 from bilge.registry import handler as registry
 from bilge.report import json as jsonreport
 from bilge.state import default_state_dir
+from bilge.state_records import Record, is_audit, lost_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -
             code, doc = handler(ctx, args)
         finally:
             _warn(ctx.close())
-        codes.append(code)
+        codes.append(max(code, _report_lost(ctx.lost())))
         if doc is not None:
             docs.append(doc)
     if args.json:
@@ -72,7 +73,18 @@ def _watch(args: argparse.Namespace, hosts: list[str], policy: Policy, state_dir
     from bilge.state import StateStore
 
     options = watch.WatchOptions(args.log_format, args.once, args.metrics_addr)
-    return watch.run(hosts, policy, StateStore(state_dir), options)
+    store = StateStore(state_dir)
+    code = watch.run(hosts, policy, store, options)
+    return max(code, _report_lost(store.lost))
+
+
+def _report_lost(records: list[Record]) -> int:
+    """Records the state store could not write, its disk full to the end: each one
+    goes to stderr as a JSON line (a log collector keeps them), and a lost audit
+    record makes the exit code 3: the audit log is not complete."""
+    for record in records:
+        print(lost_line(record), file=sys.stderr)
+    return EXIT_SOME_FAILED if any(is_audit(r) for r in records) else EXIT_OK
 
 
 def _warn(warnings: list[str]) -> None:
@@ -136,25 +148,19 @@ def _save_plan(the_plan: Plan, path: Path) -> None:
 def _apply(ctx: commands.Context, args: argparse.Namespace) -> Handled:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    if args.plan is not None:
-        the_plan = commands.load_plan(args.plan)
-        with _reading(ctx, args):
-            snap = commands.snapshot(ctx)
-    else:
-        with _reading(ctx, args):
+    refused: tuple[ActionOutcome, ...] = ()
+    with _reading(ctx, args):
+        if args.plan is not None:
+            the_plan, snap, refused = commands.saved_plan(ctx, args.plan)
+        else:
             status = commands.status(ctx)
-        the_plan, snap = status.plan, status.snapshot
-    if not the_plan.actions:
-        return _show_outcome(args, commands.run_apply(ctx, the_plan, snap, saved=False))
-    is_tty = sys.stdin.isatty() and sys.stderr.isatty()
+            the_plan, snap = status.plan, status.snapshot
     run = partial(
-        commands.run_apply,
-        ctx,
-        the_plan,
-        snap,
-        saved=args.plan is not None,
-        concurrency=args.concurrency,
+        commands.run_apply, ctx, the_plan, snap, refused=refused, concurrency=args.concurrency
     )
+    if not the_plan.actions:
+        return _show_outcome(args, run())
+    is_tty = sys.stdin.isatty() and sys.stderr.isatty()
     if not args.yes:
         from bilge.report import interactive
 

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bilge import __version__
 from bilge.errors import StateError
 from bilge.model import Action, AuditEntry, Filesystem, Kind, Result, UsageSample
 from bilge.state_records import (
@@ -35,6 +36,7 @@ from bilge.state_records import (
     Row,
     SampleRecord,
 )
+from bilge.state_runs import current_run, run_alive
 
 DB_NAME = "bilge.db"
 
@@ -91,10 +93,18 @@ def _m2_image_use(db: sqlite3.Connection) -> None:
     )
 
 
+def _m3_audit_runs(db: sqlite3.Connection) -> None:
+    # Which run made an attempt: an attempt left open by a run that died is
+    # settled by a later one, never one of a run still going.
+    db.execute("ALTER TABLE audit ADD COLUMN run TEXT")
+    db.execute("CREATE INDEX audit_open ON audit (host) WHERE outcome IS NULL")
+
+
 #: Append only: a migration, once released, is never edited or reordered.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("0001-initial", _m1_initial),
     ("0002-image-use", _m2_image_use),
+    ("0003-audit-runs", _m3_audit_runs),
 )
 
 
@@ -109,10 +119,9 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "bilge"
 
 
-_SELECT_AUDIT = (
-    "SELECT id, host, at, kind, object_id, name, reason, bytes, outcome, detail"
-    " FROM audit ORDER BY id DESC LIMIT ?"
-)
+_AUDIT_COLUMNS = "id, host, at, kind, object_id, name, reason, bytes, outcome, detail"
+_SELECT_AUDIT = f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY id DESC LIMIT ?"
+_SELECT_OPEN = f"SELECT {_AUDIT_COLUMNS}, run FROM audit WHERE host = ? AND outcome IS NULL"
 
 
 class _NoSpace(Exception):
@@ -148,6 +157,9 @@ class StateStore:
         self._warnings: list[str] = []
         self._flush_warned = False
         self._closed = False
+        self.run = current_run()
+        #: Records the final flush could not write: the caller must keep them.
+        self.lost: list[Record] = []
         try:
             self._db = self._open()
         except _NoSpace as exc:
@@ -193,7 +205,9 @@ class StateStore:
         with self._queue_lock:
             first, self._next_id = self._next_id, self._next_id - len(actions)
         attempts = [
-            AttemptRecord(first - n, host, at, str(a.kind), a.id, a.name, a.reason, a.bytes)
+            AttemptRecord(
+                first - n, host, at, str(a.kind), a.id, a.name, a.reason, a.bytes, self.run
+            )
             for n, a in enumerate(actions)
         ]
         self._submit(attempts, wait=True)
@@ -281,6 +295,18 @@ class StateStore:
             rows = [*mine, *self._read(_SELECT_AUDIT, (limit,))][:limit]
         return [_audit_entry(row, outcomes.get(row[0])) for row in rows]
 
+    def open_attempts(self, host: str) -> list[AuditEntry]:
+        """Attempts on `host` that runs now dead left without an outcome (oldest first);
+        settle each with `record_outcome`."""
+        now = datetime.now(UTC)
+        with self._settled():
+            rows = self._read(_SELECT_OPEN, (host,))
+        return [
+            _audit_entry(row[:-1], None)
+            for row in sorted(rows, key=lambda r: int(r[0]))
+            if row[-1] != self.run and not run_alive(row[-1], datetime.fromisoformat(row[2]), now)
+        ]
+
     def samples(self, host: str | None = None, limit: int = 500) -> list[UsageSample]:
         """The newest samples first, those kept in memory included."""
         where, params = ("WHERE host = ?", (host, limit)) if host else ("", (limit,))
@@ -301,11 +327,19 @@ class StateStore:
 
     def _open(self) -> sqlite3.Connection:
         with self._errors():
-            self.directory.mkdir(parents=True, exist_ok=True)
+            _private_dir(self.directory)
+            # The audit log lists every removed object: for root's eyes only.
+            # SQLite gives its -wal and -shm files the database file's mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            if self.path.stat().st_mode & 0o077 and self.path.stat().st_uid == os.geteuid():
+                self.path.chmod(0o600)
             db = _connect(str(self.path))
             try:
                 _configure(db)
                 _migrate(db)
+            except StateError as exc:
+                db.close()
+                raise StateError(f"state store {self.path}: {exc}") from None
             except BaseException:
                 db.close()
                 raise
@@ -329,9 +363,13 @@ class StateStore:
                 continue
             try:
                 db.execute("SELECT 1 FROM audit, samples, migrations LIMIT 0")
+                _refuse_newer(db)
             except sqlite3.Error:
                 db.close()
                 continue
+            except StateError as exc:
+                db.close()
+                raise StateError(f"state store {self.path}: {exc}") from None
             return db
         return None
 
@@ -469,6 +507,9 @@ class StateStore:
         except StateError as exc:
             self._warn_lost(str(exc.__cause__ or exc))
             raise
+        finally:
+            if self._pending:
+                self.lost = list(self._pending)
 
     def _close_reader(self) -> None:
         if self._reader is not None:
@@ -506,12 +547,35 @@ def _configure(db: sqlite3.Connection) -> None:
 
 def _migrate(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, at TEXT)")
+    _refuse_newer(db)
     done = {row[0] for row in db.execute("SELECT name FROM migrations")}
     for name, migrate in MIGRATIONS:
         if name not in done:
             with _transaction(db):
                 migrate(db)
                 db.execute("INSERT INTO migrations VALUES (?, ?)", (name, _now()))
+
+
+def _refuse_newer(db: sqlite3.Connection) -> None:
+    """A store a newer bilge migrated may mean things this one does not know:
+    refused, not used (DESIGN.md, safety rule 11)."""
+    known = [name for name, _ in MIGRATIONS]
+    unknown = sorted({r[0] for r in db.execute("SELECT name FROM migrations")} - set(known))
+    if unknown:
+        raise StateError(
+            f"written by a newer bilge (schema {unknown[-1]}; bilge {__version__} knows up to"
+            f" {known[-1]}): upgrade bilge, or use another --state-dir"
+        )
+
+
+def _private_dir(directory: Path) -> None:
+    """Create the state dir (and its parents) for its owner's eyes only; an
+    existing one keeps its mode (it may be a shared directory given on purpose)."""
+    if directory.is_dir():
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    directory.chmod(0o700)  # mkdir's mode is cut by the umask, never widened
 
 
 @contextmanager

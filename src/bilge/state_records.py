@@ -6,7 +6,8 @@ in order once space is back.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+import json
+from dataclasses import asdict, astuple, dataclass
 from typing import Any, ClassVar
 
 Row = tuple[Any, ...]
@@ -17,8 +18,8 @@ class AttemptRecord:
     """An audit row kept in memory; `id` is negative, unique in this store."""
 
     SQL: ClassVar[str] = (
-        "INSERT INTO audit (host, at, kind, object_id, name, reason, bytes)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO audit (host, at, kind, object_id, name, reason, bytes, run)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )
     id: int
     host: str
@@ -28,13 +29,15 @@ class AttemptRecord:
     name: str
     reason: str
     bytes: int
+    #: The run (process) that attempts it: an open attempt of a dead run is settled later.
+    run: str
 
     def params(self) -> Row:
         return astuple(self)[1:]
 
     def row(self) -> Row:
         """Shaped like a row of `_SELECT_AUDIT`, not finished yet."""
-        return (self.id, *self.params(), None, "")
+        return (self.id, *self.params()[:-1], None, "")
 
 
 @dataclass(frozen=True)
@@ -102,3 +105,23 @@ class ImageGoneRecord:
 
 
 Record = AttemptRecord | OutcomeRecord | SampleRecord | ImageUseRecord | ImageGoneRecord
+
+
+_RECORD_NAMES = {
+    AttemptRecord: "attempt",
+    OutcomeRecord: "outcome",
+    SampleRecord: "sample",
+    ImageUseRecord: "image-use",
+    ImageGoneRecord: "image-gone",
+}
+
+
+def lost_line(record: Record) -> str:
+    """A record that could not be written, as one JSON line for a log collector.
+    An outcome's `entry_id` is its attempt's `id` (both negative: ids in memory)."""
+    doc = {"bilge_lost_record": _RECORD_NAMES[type(record)], **asdict(record)}
+    return json.dumps(doc, sort_keys=True, ensure_ascii=True)
+
+
+def is_audit(record: Record) -> bool:
+    return isinstance(record, AttemptRecord | OutcomeRecord)

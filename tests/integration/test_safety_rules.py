@@ -126,7 +126,7 @@ def test_a_container_started_between_plan_and_apply_is_not_removed(
     assert [a.id for a in status.plan.actions if a.id == cid] == [cid]
 
     engine.docker("start", cid)
-    outcome = commands.run_apply(ctx, status.plan, status.snapshot, saved=False)
+    outcome = commands.run_apply(ctx, status.plan, status.snapshot)
     (result,) = [r for r in outcome.results if r.action.id == cid]
     assert result.result is Result.SKIPPED and "running" in result.detail
     assert exists(engine, "container", cid)
@@ -151,7 +151,7 @@ def test_rule2_without_force_the_engine_refuses_and_bilge_skips(
 
     apply_module._Remover._container = no_recheck  # type: ignore[method-assign]
     try:
-        outcome = commands.run_apply(ctx, status.plan, status.snapshot, saved=False)
+        outcome = commands.run_apply(ctx, status.plan, status.snapshot)
     finally:
         apply_module._Remover._container = original  # type: ignore[method-assign]
     (result,) = [r for r in outcome.results if r.action.id == cid]

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from fake_engine import FakeEngine
 
-from bilge.apply import apply, refuse_stale
+from bilge.apply import apply
+from bilge.saved_plan import narrow_saved
 from bilge.errors import PlanFileError, StateError
-from bilge.model import Action, ActionOutcome, EngineInfo, Kind, Plan, Result, Snapshot
+from bilge.model import Action, ActionOutcome, EngineInfo, Kind, Kept, Plan, Result, Snapshot
 from bilge.state import StateStore
 
 PLANNED = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -196,7 +197,7 @@ def snapshot_with(host: str, fingerprints: dict[str, str]) -> Snapshot:
 
 
 def test_a_stale_saved_plan_is_refused_for_changed_objects() -> None:
-    plan = Plan(
+    saved = Plan(
         PLANNED,
         "unix:///h",
         (
@@ -205,20 +206,69 @@ def test_a_stale_saved_plan_is_refused_for_changed_objects() -> None:
             action(Kind.CONTAINER, "gone", fp="c"),
         ),
     )
-    refused = refuse_stale(plan, snapshot_with("unix:///h", {"same": "a", "changed": "B"}))
+    fresh = Plan(
+        PLANNED,
+        "unix:///h",
+        (action(Kind.CONTAINER, "changed", fp="B"), action(Kind.CONTAINER, "same", fp="a")),
+    )
+    narrowed, refused = narrow_saved(
+        saved, fresh, snapshot_with("unix:///h", {"same": "a", "changed": "B"})
+    )
     details = {r.action.id: r.detail for r in refused}
-    assert set(details) == {"changed", "gone"}
-    assert "changed since the plan" in details["changed"]
+    assert details == {
+        "changed": "refused: changed since the plan was made",
+        "gone": "gone since the plan was made",
+    }
+    assert [a.id for a in narrowed.actions] == ["same"]
     engine = FakeEngine(host="unix:///h", container_list=[container("changed"), container("same")])
-    outcome = apply(plan, engine, Events([]), refused=refused)
+    outcome = apply(narrowed, engine, Events([]), refused=refused)
     assert engine.removed == [("container", "same")]
     assert {r.action.id: r.result for r in outcome.results}["changed"] is Result.SKIPPED
+
+
+def test_a_saved_plan_never_widens_a_fresh_one() -> None:
+    # Unchanged fingerprints, but the fresh plan keeps the object (a database now
+    # in the volume, a keep_names pattern added): refused with the fresh reason.
+    # An action written in by hand with a right fingerprint is refused alike.
+    saved = Plan(
+        PLANNED,
+        "unix:///h",
+        (
+            action(Kind.VOLUME, "pgdata", fp="v"),
+            action(Kind.CONTAINER, "keep-me", fp="k"),
+            action(Kind.CONTAINER, "running", fp="r"),
+            action(Kind.CONTAINER, "job", fp="j"),
+        ),
+    )
+    fresh = Plan(
+        PLANNED,
+        "unix:///h",
+        (replace(action(Kind.CONTAINER, "job", fp="j"), reason="fresh reason"),),
+        kept=(
+            Kept(Kind.VOLUME, "pgdata", "pgdata", "holds database data: postgres: PG_VERSION"),
+            Kept(Kind.CONTAINER, "keep-me", "keep-me", "keep-me matches containers.keep_names"),
+        ),
+    )
+    present = {"pgdata": "v", "keep-me": "k", "running": "r", "job": "j"}
+    narrowed, refused = narrow_saved(saved, fresh, snapshot_with("unix:///h", present))
+    assert [(a.id, a.reason) for a in narrowed.actions] == [("job", "fresh reason")]
+    assert {r.action.id: (r.result, r.detail) for r in refused} == {
+        "pgdata": (
+            Result.SKIPPED,
+            "refused: a fresh plan keeps it: holds database data: postgres: PG_VERSION",
+        ),
+        "keep-me": (
+            Result.SKIPPED,
+            "refused: a fresh plan keeps it: keep-me matches containers.keep_names",
+        ),
+        "running": (Result.SKIPPED, "refused: a fresh plan would not remove it"),
+    }
 
 
 def test_a_plan_for_another_host_is_refused() -> None:
     plan = Plan(PLANNED, "unix:///a", (action(Kind.CONTAINER, "x"),))
     with pytest.raises(PlanFileError, match="made for unix:///a"):
-        refuse_stale(plan, snapshot_with("unix:///b", {}))
+        narrow_saved(plan, Plan(PLANNED, "unix:///b", ()), snapshot_with("unix:///b", {}))
 
 
 def test_a_container_takes_its_anonymous_volumes_along_audited_first() -> None:

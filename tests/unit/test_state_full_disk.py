@@ -186,3 +186,9 @@ def test_records_that_never_found_space_are_reported_lost(small_fs: Path) -> Non
         "no free inodes (No space left on device); records kept in memory until space is freed",
         "3 records lost, could not be written: no free inodes (No space left on device)",
     ]
+    # Handed over, for the command line to print (handlers._report_lost).
+    assert [type(r).__name__ for r in store.lost] == [
+        "AttemptRecord",
+        "OutcomeRecord",
+        "SampleRecord",
+    ]
