@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -26,27 +27,65 @@ from bilge.errors import BilgeError
 DISK_USAGE = "/moby.buildkit.v1.Control/DiskUsage"
 #: A build cache of a hundred thousand records is a few tens of MB.
 MAX_ANSWER = 256 << 20
+#: The whole call (connect, upgrade and answer) must be done within this.
 TIMEOUT_SECONDS = 60
 
 
 class BuildKitError(BilgeError):
     """The engine's BuildKit API could not be used."""
 
+    #: The call ran out of time: the engine is wedged, and asking /system/df
+    #: instead would only wait as long again.
+    timed_out = False
+
+
+class BuildKitTimeout(BuildKitError):
+    timed_out = True
+
+
+class _Deadline:
+    """Sets the socket's timeout to the time left before each send and receive,
+    so the whole call is bounded, not each read of it."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock, self.timeout = sock, timeout
+        self.at = time.monotonic() + timeout
+
+    def arm(self) -> None:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self.sock.settimeout(left)
+
+    def recv(self, size: int) -> bytes:
+        self.arm()
+        return self.sock.recv(size)
+
+    def sendall(self, data: bytes) -> None:
+        self.arm()
+        self.sock.sendall(data)
+
 
 def disk_usage(socket_path: str, timeout: float = TIMEOUT_SECONDS) -> list[dict[str, Any]]:
     """The build cache records of the engine at `socket_path`, as /system/df lists them."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
+            io = _Deadline(sock, timeout)
+            io.arm()
             sock.connect(socket_path)
-            early = _upgrade(sock)
-            message = _call(sock, early)
+            early = _upgrade(io)
+            message = _call(io, early)
+    except TimeoutError as exc:
+        raise BuildKitTimeout(
+            f"engine at unix://{socket_path} did not answer within {timeout:g}s"
+            " (BuildKit DiskUsage)"
+        ) from exc
     except OSError as exc:
         raise BuildKitError(f"BuildKit API: {exc.strerror or exc}") from exc
     return [_record(raw) for number, raw in _fields(message) if number == 1]
 
 
-def _upgrade(sock: socket.socket) -> bytes:
+def _upgrade(sock: _Deadline) -> bytes:
     """Switch the connection to HTTP/2; returns what the engine sent after the switch."""
     sock.sendall(
         b"POST /grpc HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\n"
@@ -65,7 +104,7 @@ def _upgrade(sock: socket.socket) -> bytes:
     return rest
 
 
-def _call(sock: socket.socket, early: bytes) -> bytes:
+def _call(sock: _Deadline, early: bytes) -> bytes:
     """One unary gRPC call with an empty request; the answer's message."""
     import h2.config
     import h2.connection

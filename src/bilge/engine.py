@@ -11,25 +11,35 @@ objects; `collect` is the only reader that turns them into the model.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from bilge import buildkit
 from bilge.buildkit import BuildKitError
 from bilge.errors import EngineError, EngineUnreachable, ObjectConflict, ObjectGone
-from bilge.transport import Params, Stream, Transport, UnixHTTP, open_transport, quoted
+from bilge.transport import (
+    MAX_ANSWER_BYTES,
+    REQUEST_TIMEOUT_SECONDS,
+    Params,
+    Stream,
+    Transport,
+    UnixHTTP,
+    open_transport,
+    quoted,
+)
 
 JSONObject = dict[str, Any]
 T = TypeVar("T")
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
-#: A generous per-request timeout: listing a crowded host with sizes is slow.
-TIMEOUT_SECONDS = 300
+#: The deadline for each request's whole answer (transport.py says why 60 s);
+#: `DockerEngine(timeout=...)` sets another, e.g. `[engine] request_timeout`.
+TIMEOUT_SECONDS = REQUEST_TIMEOUT_SECONDS
 
 
 class Engine(Protocol):
@@ -124,12 +134,22 @@ class DockerEngine:
         self,
         host: str,
         *,
-        timeout: int = TIMEOUT_SECONDS,
+        timeout: float | timedelta = TIMEOUT_SECONDS,
+        max_answer: int = MAX_ANSWER_BYTES,
         pool_size: int = 16,
         transport: Transport | None = None,
     ) -> None:
+        """`timeout` bounds the whole answer of every request (connect, headers and
+        body); `max_answer` is the largest body read. Either failing is an
+        `EngineError` naming the request."""
         self.host = host
-        self._http = transport or open_transport(host, timeout=timeout, pool_size=pool_size)
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        if seconds <= 0:
+            raise ValueError(f"the engine request timeout must be positive, not {timeout}")
+        self.timeout = seconds
+        self._http = transport or open_transport(
+            host, timeout=seconds, pool_size=pool_size, max_answer=max_answer
+        )
         self.api_version = self._negotiate()
         self._prefix = f"/v{self.api_version}"
 
@@ -199,8 +219,12 @@ class DockerEngine:
         asked instead (buildkit.py), and /system/df only if that fails."""
         new_api = self._api_at_least(1, 42)
         if build_cache_only and not new_api and isinstance(self._http, UnixHTTP):
-            with contextlib.suppress(BuildKitError):  # then /system/df, the long way
-                return {"BuildCache": buildkit.disk_usage(self._http.socket_path)}
+            path, timeout = self._http.socket_path, self._http.timeout
+            try:
+                return {"BuildCache": buildkit.disk_usage(path, timeout)}
+            except BuildKitError as exc:  # then /system/df, the long way
+                if exc.timed_out:  # a wedged engine: /system/df would wait as long again
+                    raise EngineError(str(exc)) from exc
         params = {"type": "build-cache"} if build_cache_only and new_api else None
         got = self._api("GET", "/system/df", "disk usage", params)
         return _expect(dict, got, "disk usage")

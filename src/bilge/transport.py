@@ -1,12 +1,18 @@
-"""HTTP to the engine: a lean client for local unix sockets, docker-py for the rest.
+"""HTTP to the engine: a lean client for unix sockets and plain tcp, docker-py for the rest.
 
 Removing a crowded host is a burst of small requests: one check and one
 removal per object. Through requests and urllib3 each costs about 1.4 ms of
 client CPU (measured against dockerd 20.10), as much as the engine spends on
 the removal itself, and on a 2-core host the two compete. `UnixHTTP` speaks
 HTTP/1.1 over the socket with the standard library, one keep-alive connection
-per thread (unixhttp.py), at about a twentieth of that. Every other address (tcp://, ssh://,
-TLS, npipe://) goes through docker-py's APIClient, which knows them all.
+per thread (unixhttp.py), at about a twentieth of that; plain tcp:// goes the
+same way. Every other address (TLS, ssh://, npipe://) goes through docker-py's
+APIClient (sdkhttp.py), which knows them all.
+
+Every request has a deadline for its whole answer and a size limit (DESIGN.md,
+safety rule 8); either failing is an `EngineError` of one line naming the
+engine and the request. The event stream has no deadline but notices an
+engine that stopped answering (`EVENTS_IDLE_SECONDS`).
 
 A transport only moves bytes: `request` returns the status and the body, and
 `engine.py` decides what a status means.
@@ -15,14 +21,24 @@ A transport only moves bytes: `request` returns the status and the body, and
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from bilge.errors import EngineError, EngineUnreachable
-from bilge.unixhttp import Connection, Disconnected
+from bilge.unixhttp import (
+    Address,
+    Connection,
+    Disconnected,
+    ProtocolError,
+    TimedOut,
+    TooLarge,
+    Unanswered,
+)
 
 Params = dict[str, str]
 
@@ -59,37 +75,95 @@ def with_query(path: str, params: Params | None) -> str:
     return f"{path}?{urlencode(params)}" if params else path
 
 
-class UnixHTTP:
-    """HTTP/1.1 over a unix socket, one persistent connection per thread."""
+#: The whole answer of one request must arrive within this (connect, headers and
+#: body). A listing of a crowded host takes the engine seconds, not minutes; a
+#: hung engine must not hang bilge (DESIGN.md, safety rule 8).
+REQUEST_TIMEOUT_SECONDS = 60.0
+#: The largest answer bilge reads from an engine. The biggest are the listings:
+#: a container's entry in /containers/json is 1-3 KB with its labels and
+#: mounts, so 256 MiB holds some 100 000 containers, far beyond any host, while
+#: a runaway or hostile peer is stopped before it fills the memory bilge needs
+#: on a host whose disk is full.
+MAX_ANSWER_BYTES = 256 << 20
+#: The event stream has no deadline (the engine may stay quiet for hours) and
+#: dockerd sends nothing while nothing happens: after this long without a byte
+#: the engine is asked /_ping, and a stream whose engine does not answer that
+#: within the request timeout is given up (a stopped or wedged engine keeps its
+#: socket open, so reading alone would wait for ever).
+EVENTS_IDLE_SECONDS = 30.0
 
-    def __init__(self, host: str, *, timeout: float) -> None:
+
+class LeanHTTP:
+    """HTTP/1.1 with the standard library, one persistent connection per thread."""
+
+    def __init__(
+        self,
+        host: str,
+        address: Address,
+        *,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+        max_answer: int = MAX_ANSWER_BYTES,
+        events_idle: float = EVENTS_IDLE_SECONDS,
+    ) -> None:
         self.host = host
-        self.socket_path = host.removeprefix("unix://")
+        self.address = address
         self.timeout = timeout
+        self.max_answer = max_answer
+        self.events_idle = events_idle
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list[Connection] = []
 
     def request(self, method: str, path: str, params: Params | None = None) -> tuple[int, bytes]:
         url = with_query(path, params)
+        deadline = time.monotonic() + self.timeout
         conn = self._connection()
         try:
             try:
-                return conn.request(method, url)
+                return conn.request(method, url, deadline=deadline, limit=self.max_answer)
             except (Disconnected, BrokenPipeError, ConnectionResetError):
                 # The engine closed an idle keep-alive connection before it read the
-                # request: try once more on a fresh one. (Repeating a removal the
-                # engine did carry out is harmless: it answers 404, which is a skip.)
+                # request: try once more on a fresh one, within the same deadline.
+                # (Repeating a removal the engine did carry out is harmless: it
+                # answers 404, which is a skip.)
                 conn.close()
-                return conn.request(method, url)
+                return conn.request(method, url, deadline=deadline, limit=self.max_answer)
+        except TimedOut as exc:
+            self._drop()
+            raise self._late(method, path) from exc
+        except TooLarge as exc:
+            self._drop()
+            raise self._too_large(method, path, exc.limit) from exc
+        except ProtocolError as exc:
+            self._drop()
+            if isinstance(exc, Unanswered):
+                raise self._unreachable(exc) from exc
+            raise EngineError(
+                f"engine at {self.host} answered badly ({method} {path}): {exc}"
+            ) from exc
         except OSError as exc:
             self._drop()
-            raise _unreachable(self.socket_path, exc) from exc
+            raise self._unreachable(exc) from exc
+
+    def _late(self, method: str, path: str) -> EngineError:
+        return EngineError(
+            f"engine at {self.host} did not answer within {self.timeout:g}s ({method} {path})"
+        )
+
+    def _too_large(self, method: str, path: str, limit: int) -> EngineError:
+        return EngineError(
+            f"engine at {self.host} sent an answer larger than {limit >> 20} MiB"
+            f" ({method} {path}); refused"
+        )
+
+    def _unreachable(self, exc: BaseException) -> EngineUnreachable:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return EngineUnreachable(f"cannot connect to the engine at {self.host} ({reason})")
 
     def _connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = Connection(self.socket_path, self.timeout)
+            conn = Connection(self.address, self.timeout)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -110,114 +184,118 @@ class UnixHTTP:
             conn.close()
 
     def stream(self, path: str, params: Params | None = None) -> Stream:
-        # No timeout: the engine may send nothing for hours; `close` ends it.
-        conn = Connection(self.socket_path, timeout=None)
+        # No deadline once the head is in: the engine may send nothing for hours;
+        # `close` ends it, and `_alive` gives up a peer that stopped answering.
+        conn = Connection(self.address, None)
+        deadline = time.monotonic() + self.timeout
         try:
-            status, lines = conn.stream(with_query(path, params))
+            status, lines = conn.stream(
+                with_query(path, params), deadline=deadline, idle=self.events_idle,
+                on_idle=self._alive,
+            )  # fmt: skip
+        except TimedOut as exc:
+            conn.close()
+            raise self._late("GET", path) from exc
         except OSError as exc:
             conn.close()
-            raise _unreachable(self.socket_path, exc) from exc
-        return _UnixStream(conn, status, lines)
+            raise self._unreachable(exc) from exc
+        return _LeanStream(conn, status, lines, self.host)
+
+    def _alive(self) -> None:
+        """Called when the event stream has been quiet: raises if the engine no
+        longer answers a ping (the caller reconnects when the engine is back)."""
+        probe = Connection(self.address, self.timeout)
+        try:
+            status, _ = probe.request("GET", "/_ping", limit=4096)
+        except OSError as exc:
+            raise EngineError(
+                f"engine at {self.host} stopped answering: the event stream was quiet for"
+                f" {self.events_idle:g}s and /_ping got no answer within {self.timeout:g}s"
+                f" ({exc.strerror or type(exc).__name__})"
+            ) from exc
+        finally:
+            probe.close()
+        if status != 200:
+            raise EngineError(f"engine at {self.host} answered /_ping with HTTP {status}")
 
 
-class _UnixStream:
-    def __init__(self, conn: Connection, status: int, lines: Iterator[bytes]) -> None:
-        self._conn, self._lines = conn, lines
+class UnixHTTP(LeanHTTP):
+    """The engine on a local unix socket (unix:///var/run/docker.sock)."""
+
+    def __init__(self, host: str, **kwargs: Any) -> None:
+        self.socket_path = host.removeprefix("unix://")
+        super().__init__(host, self.socket_path, **kwargs)
+
+
+class TcpHTTP(LeanHTTP):
+    """The engine on plain tcp:// (TLS goes through docker-py, see `open_transport`)."""
+
+    def __init__(self, host: str, **kwargs: Any) -> None:
+        parts = urlsplit(host)
+        try:
+            port = parts.port or 2375
+        except ValueError as exc:
+            raise EngineUnreachable(f"engine address {host}: {exc}") from exc
+        if not parts.hostname:
+            raise EngineUnreachable(f"engine address {host}: no host name")
+        super().__init__(host, (parts.hostname, port), **kwargs)
+
+
+class _LeanStream:
+    def __init__(self, conn: Connection, status: int, lines: Iterator[bytes], host: str) -> None:
+        self._conn, self._lines, self._host = conn, lines, host
+        self._closed = False
         self.status = status
 
     def lines(self) -> Iterator[bytes]:
         try:
             yield from self._lines
-        except (OSError, ValueError):
-            return  # closed under us, or the engine went away: the stream ends
+        except ConnectionError:
+            return  # the engine went away (a restart): the stream ends, the caller reconnects
+        except (OSError, ValueError) as exc:
+            if self._closed:
+                return  # closed under us
+            raise EngineError(f"event stream from {self._host}: {exc}") from exc
         finally:
             self._conn.close()
 
     def close(self) -> None:
-        # Only shut the socket down: that wakes a reader blocked in readline, which
+        # Only shut the socket down: that wakes a reader blocked in recv, which
         # then closes the connection itself (closing it here would pull the
         # response out from under the reader).
+        self._closed = True
         sock = self._conn.sock
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-def _unreachable(socket_path: str, exc: BaseException) -> EngineUnreachable:
-    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return EngineUnreachable(f"cannot connect to the engine at unix://{socket_path} ({reason})")
-
-
-class SdkHTTP:
-    """HTTP through docker-py's APIClient: tcp://, ssh://, TLS and the rest."""
-
-    def __init__(self, host: str, *, timeout: float, pool_size: int) -> None:
-        # Imported here: local hosts never pay for loading requests and urllib3.
-        import docker
-        import docker.errors
-
-        self.host = host
-        tls = _tls_from_env(docker) if host.startswith(("tcp://", "https://")) else {}
-        try:
-            # The version is ours to negotiate (engine.py): pin one for the client.
-            self._api: Any = docker.APIClient(
-                base_url=host, version="1.41", timeout=timeout, max_pool_size=pool_size, **tls
-            )
-        except docker.errors.DockerException as exc:
-            raise EngineUnreachable(f"cannot connect to the engine at {host} ({exc})") from exc
-        self._api.trust_env = False  # no proxy look-up in the environment per request
-
-    def request(self, method: str, path: str, params: Params | None = None) -> tuple[int, bytes]:
-        import requests.exceptions
-
-        try:
-            resp = self._api.request(method, self._api.base_url + path, params=params)
-        except requests.exceptions.ConnectionError as exc:
-            raise EngineUnreachable(f"cannot connect to the engine at {self.host} ({exc})") from exc
-        except (requests.exceptions.RequestException, OSError) as exc:
-            raise EngineError(f"request to the engine at {self.host} failed: {exc}") from exc
-        return int(resp.status_code), bytes(resp.content)
-
-    def stream(self, path: str, params: Params | None = None) -> Stream:
-        import requests.exceptions
-
-        try:
-            resp = self._api.request(
-                "GET", self._api.base_url + path, params=params, stream=True, timeout=None
-            )
-        except requests.exceptions.RequestException as exc:
-            raise EngineUnreachable(f"cannot connect to the engine at {self.host} ({exc})") from exc
-        return _SdkStream(resp)
-
-    def close(self) -> None:
-        self._api.close()
-
-
-class _SdkStream:
-    def __init__(self, resp: Any) -> None:
-        self._resp = resp
-        self.status = int(resp.status_code)
-
-    def lines(self) -> Iterator[bytes]:
-        try:
-            yield from self._resp.iter_lines()
-        except Exception:  # closed under us or the connection dropped: the stream ends
-            return
-
-    def close(self) -> None:
-        self._resp.close()
-
-
-def _tls_from_env(docker: Any) -> dict[str, Any]:
-    """TLS settings from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, as `docker` reads them."""
-    try:
-        kwargs = docker.utils.kwargs_from_env()
-    except docker.errors.DockerException as exc:
-        raise EngineError(f"TLS settings: {exc}") from exc
-    return {k: v for k, v in kwargs.items() if k == "tls"}
-
-
-def open_transport(host: str, *, timeout: float, pool_size: int) -> Transport:
+def open_transport(
+    host: str,
+    *,
+    timeout: float = REQUEST_TIMEOUT_SECONDS,
+    pool_size: int = 16,
+    max_answer: int = MAX_ANSWER_BYTES,
+    env: Mapping[str, str] | None = None,
+) -> Transport:
+    """The lean client for unix:// and plain tcp://; docker-py for TLS (as
+    DOCKER_TLS_VERIFY / DOCKER_CERT_PATH ask, the way `docker` reads them),
+    ssh:// and the rest."""
+    env = os.environ if env is None else env
     if host.startswith("unix://"):
-        return UnixHTTP(host, timeout=timeout)
-    return SdkHTTP(host, timeout=timeout, pool_size=pool_size)
+        return UnixHTTP(host, timeout=timeout, max_answer=max_answer)
+    tls = bool(env.get("DOCKER_CERT_PATH")) or env.get("DOCKER_TLS_VERIFY") not in (None, "")
+    if host.startswith("tcp://") and not tls:
+        return TcpHTTP(host, timeout=timeout, max_answer=max_answer)
+    from bilge.sdkhttp import SdkHTTP  # loads requests and urllib3: only when needed
+
+    return SdkHTTP(host, timeout=timeout, pool_size=pool_size, max_answer=max_answer)
+
+
+def __getattr__(name: str) -> Any:
+    """`SdkHTTP` lives in sdkhttp.py (it loads docker-py); importable from here too."""
+    if name == "SdkHTTP":
+        from bilge.sdkhttp import SdkHTTP
+
+        return SdkHTTP
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
