@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bilge.errors import ConfigError
+from bilge.registry.deadline import REQUEST_TIMEOUT_SECONDS, Deadlines, TooLarge, read_limited
 from bilge.registry.errors import RegistryDenied, RegistryError, RegistryUnreachable
 from bilge.registry.policy import is_loopback
 
@@ -37,6 +38,8 @@ HELPER_TIMEOUT = 30
 _PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 _REPO_PATH_RE = re.compile(r"/v2/(.+?)/(?:manifests|blobs|tags)/")
 _ACTIONS = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}
+#: A token answer is a few KB of JSON (a JWT and its expiry).
+MAX_TOKEN_ANSWER = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -192,11 +195,17 @@ class RegistryAuth(httpx.Auth):
         verify: ssl.SSLContext | bool = True,
         allow_http: bool = False,
         transport: httpx.BaseTransport | None = None,
+        deadlines: Deadlines | None = None,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
+        """`deadlines` are the registry client's: a token round trip made for one
+        of its requests counts against that request's deadline too."""
         self.credentials = credentials
         self._verify = verify
         self._allow_http = allow_http
         self._transport = transport
+        self._deadlines = deadlines or Deadlines()
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._basic = False
         self._tokens: dict[str, str] = {}
@@ -253,32 +262,44 @@ class RegistryAuth(httpx.Auth):
         ]
         params += [("scope", s) for s in challenge.params.get("scope", "").split() if s]
         headers = {"Authorization": self.credentials.basic()} if self.credentials else {}
+        client = self._token_client()
         try:
-            response = self._token_client().get(realm, params=params, headers=headers)
+            with self._deadlines.within(self._timeout):
+                request = client.build_request("GET", realm, params=params, headers=headers)
+                response = client.send(request, stream=True)
+                try:
+                    body = read_limited(response, MAX_TOKEN_ANSWER, self._deadlines)
+                finally:
+                    response.close()
+        except httpx.TimeoutException as exc:
+            raise RegistryUnreachable(
+                f"token server {realm} did not answer within {self._timeout:g}s"
+            ) from exc
+        except TooLarge as exc:
+            raise RegistryError(f"token server {realm}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise RegistryUnreachable(f"token server {realm}: {exc}") from exc
-        return _token_from(response, realm, self.credentials is not None)
+        return _token_from(response.status_code, body, realm, self.credentials is not None)
 
     def _token_client(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
                 self._client = httpx.Client(
-                    verify=self._verify, transport=self._transport, timeout=30
+                    verify=self._verify, transport=self._transport, timeout=self._timeout
                 )
             return self._client
 
 
-def _token_from(response: httpx.Response, realm: str, with_credentials: bool) -> str:
-    if response.status_code in (401, 403):
+def _token_from(status: int, body: bytes, realm: str, with_credentials: bool) -> str:
+    if status in (401, 403):
         who = "the credentials from the docker config" if with_credentials else "anonymous access"
         raise RegistryDenied(
-            f"token server {realm} refused {who} ({response.status_code}); "
-            "run `docker login` for this registry"
+            f"token server {realm} refused {who} ({status}); run `docker login` for this registry"
         )
-    if response.status_code != 200:
-        raise RegistryError(f"token server {realm} answered {response.status_code}")
+    if status != 200:
+        raise RegistryError(f"token server {realm} answered {status}")
     try:
-        doc = response.json()
+        doc = json.loads(body)
     except ValueError as exc:
         raise RegistryError(f"token server {realm} answered with something not JSON") from exc
     token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None

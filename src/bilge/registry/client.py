@@ -12,6 +12,10 @@ and what was being done:
 TLS is verified (with the registry's `ca_bundle` when set); plain http is
 allowed by the configuration only for loopback or when asked (policy.py).
 The client is safe to share between threads (collect reads in parallel).
+
+Every request has a deadline for its whole answer, token round trip included
+(deadline.py), and a size limit; past either, one line names the registry and
+the request (DESIGN.md, safety rule 8).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,6 +34,8 @@ import httpx
 from bilge import __version__
 from bilge.errors import ConfigError
 from bilge.registry.auth import RegistryAuth, find_credentials
+from bilge.registry.deadline import REQUEST_TIMEOUT_SECONDS, Deadlines, TooLarge, read_limited
+from bilge.registry.deadline import transport as deadline_transport
 from bilge.registry.errors import (
     ManifestGone,
     RegistryDenied,
@@ -45,6 +52,12 @@ PAGE_SIZE = 100
 MAX_PAGES = 100_000
 #: Image configs are small; a "config" this big is not one.
 MAX_CONFIG_BYTES = 4 << 20
+#: distribution refuses to store a manifest above 4 MiB, so no answer about
+#: one (or an error body) is larger.
+MAX_MANIFEST_BYTES = 4 << 20
+#: A catalog or tag page: a registry that ignores `n` sends every name at once,
+#: some 100 bytes each, so this holds half a million repositories.
+MAX_LIST_BYTES = 64 << 20
 ACCEPT_MANIFESTS = ", ".join(MANIFEST_TYPES)
 
 
@@ -64,22 +77,37 @@ class RegistryClient:
         env: Mapping[str, str] = os.environ,
         transport: httpx.BaseTransport | None = None,
         page_size: int = PAGE_SIZE,
+        timeout: float | timedelta = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
+        """`timeout` bounds the whole answer of every request, from connect to
+        the last byte of the body, token round trip included."""
         self.config = config
         self.label = config.label
         self.page_size = page_size
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        if seconds <= 0:
+            raise ValueError(f"the registry request timeout must be positive, not {timeout}")
+        self.timeout = seconds
+        self.deadlines = Deadlines()
         verify = _tls(config)
+        transport = transport or deadline_transport(verify, self.deadlines)
         credentials = find_credentials(config.host, env)
         self.has_credentials = credentials is not None
         self.auth = RegistryAuth(
-            credentials, verify=verify, allow_http=config.allow_http, transport=transport
+            credentials,
+            verify=verify,
+            allow_http=config.allow_http,
+            transport=transport,
+            deadlines=self.deadlines,
+            timeout=seconds,
         )
         self.http = httpx.Client(
             base_url=config.url,
             auth=self.auth,
             verify=verify,
             transport=transport,
-            timeout=httpx.Timeout(30, connect=10),
+            # Per operation; the deadline (deadline.py) bounds the whole answer.
+            timeout=httpx.Timeout(seconds),
             headers={"User-Agent": f"bilge/{__version__}"},
         )
 
@@ -105,7 +133,8 @@ class RegistryClient:
     def answers(self) -> bool:
         """Whether anything answers HTTP at the registry's address (after a restart)."""
         try:
-            self.http.request("GET", "/v2/", auth=None)
+            with self.deadlines.within(self.timeout):
+                self.http.request("GET", "/v2/", auth=None)
         except httpx.HTTPError:
             return False
         return True
@@ -153,13 +182,17 @@ class RegistryClient:
     def blob(self, repository: str, digest: str, limit: int = MAX_CONFIG_BYTES) -> bytes:
         """A small blob (an image config), checked against its digest."""
         what = f"read blob {repository}@{digest}"
-        with self._stream("GET", f"/v2/{repository}/blobs/{digest}", what) as response:
-            self._check(response, what, "pull")
-            body = b""
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > limit:
-                    raise RegistryError(f"{self.label}: {what}: larger than {limit} bytes")
+        path = f"/v2/{repository}/blobs/{digest}"
+        with self.deadlines.within(self.timeout), self._stream("GET", path, what) as response:
+            try:
+                body = read_limited(response, limit, self.deadlines)
+            except TooLarge:
+                raise RegistryError(f"{self.label}: {what}: larger than {limit} bytes") from None
+            except httpx.TimeoutException as exc:
+                raise self._late("GET", path) from exc
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, what) from exc
+            self._check(_whole(response, body), what, "pull")
         _verify(f"{self.label}: {repository}@{digest}", digest, body)
         return body
 
@@ -203,7 +236,7 @@ class RegistryClient:
         for _ in range(MAX_PAGES):
             if url is None:
                 return found
-            response = self._send("GET", url, what)
+            response = self._send("GET", url, what, limit=MAX_LIST_BYTES)
             if response.status_code == 404 and key == "tags":
                 return found  # the repository has no tags any more
             self._check(response, what, need)
@@ -240,13 +273,33 @@ class RegistryClient:
         method: str,
         url: str,
         what: str,
+        *,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
+        limit: int = MAX_MANIFEST_BYTES,
     ) -> httpx.Response:
+        """One request, its answer read whole by the deadline and within `limit`."""
+        request = self.http.build_request(method, url, headers=headers, content=content)
         try:
-            return self.http.request(method, url, headers=headers, content=content)
+            with self.deadlines.within(self.timeout):
+                response = self.http.send(request, stream=True)
+                try:
+                    body = read_limited(response, limit, self.deadlines)
+                finally:
+                    response.close()
+        except httpx.TimeoutException as exc:
+            raise self._late(method, url) from exc
+        except TooLarge as exc:
+            raise RegistryError(f"registry {self.label}: cannot {what}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, what) from exc
+        return _whole(response, body)
+
+    def _late(self, method: str, url: str) -> RegistryUnreachable:
+        path = url.split("?", 1)[0]
+        return RegistryUnreachable(
+            f"registry {self.config.url} did not answer within {self.timeout:g}s ({method} {path})"
+        )
 
     def _stream(self, method: str, url: str, what: str) -> _Stream:
         return _Stream(self, method, url, what)
@@ -317,6 +370,16 @@ def _tls(config: RegistryConfig) -> ssl.SSLContext | bool:
         return ssl.create_default_context(cafile=config.ca_bundle)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"registry {config.label}: ca_bundle {config.ca_bundle}: {exc}") from exc
+
+
+def _whole(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A streamed answer with the body read from it (decoded already, so handed
+    on without its encoding)."""
+    skip = ("content-encoding", "transfer-encoding", "content-length")
+    kept = [(k, v) for k, v in response.headers.multi_items() if k not in skip]
+    return httpx.Response(
+        response.status_code, headers=kept, content=body, request=response.request
+    )
 
 
 def _verify(where: str, digest: str, body: bytes) -> None:
