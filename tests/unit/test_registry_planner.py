@@ -9,18 +9,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
+from bilge.model import Result
+from bilge.registry.gc import GcReport
 from bilge.registry.model import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     Blob,
+    DeletionOutcome,
     Manifest,
+    RegistryOutcome,
     RegistryPlan,
     RegistrySnapshot,
     Repository,
 )
 from bilge.registry.planner import plan
 from bilge.registry.policy import RegistryConfig, RegistryRule
+from bilge.registry.report import render_gc, render_outcome, render_plan
 from bilge.registry.versions import version_key
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -338,3 +344,86 @@ def test_no_kept_tag_ever_loses_its_manifest(
         # ... nor, for an index, a manifest it lists.
         assert not set(r.manifests[k.digest].children) & removed
     assert {t for d in p.deletions for t in d.tags} | {k.tag for k in p.kept} == set(r.tags)
+
+
+# -- wording, and what the registry names cannot do to the terminal ---------------------
+
+
+def rendered(p: RegistryPlan, explain: bool = True) -> str:
+    con = Console(record=True, width=200, force_terminal=False)
+    render_plan(con, p, explain=explain)
+    return con.export_text()
+
+
+def test_without_keep_recent_the_reason_does_not_count_zero_newest() -> None:
+    p = make_plan(versions(), keep_recent=0)
+    assert deleted(p)["v1"] == "created 50d ago (keep_recent = 0)"
+    semver = repo("app", {t: image(t, 1) for t in ("1.0.0", "1.1.0")})
+    assert deleted(make_plan(semver, keep_recent=0, order="semver"))["1.0.0"] == (
+        "version 1.0.0 (keep_recent = 0)"
+    )
+    older = make_plan(versions(), keep_recent=0, older_than="25d")
+    assert deleted(older)["v1"] == "created 50d ago (older_than = 25d, keep_recent = 0)"
+
+
+def test_platform_manifests_are_counted_singular_or_plural_and_in_the_total() -> None:
+    one = image("one-amd", 60, "l1")
+    two = (image("two-amd", 60, "l2"), image("two-arm", 60, "l3"))
+    r = repo(
+        "app",
+        {"rel-1": index("rel-1", 60, one), "rel-2": index("rel-2", 60, *two), "x": image("x", 60)},
+        one,
+        *two,
+    )
+    text = rendered(make_plan(r, keep_recent=0))
+    assert "rel-1 + 1 platform manifest " in text
+    assert "rel-2 + 2 platform manifests " in text
+    assert "3 manifests (+ 3 platform manifests of deleted indexes, 3 tags) to delete" in text
+    single = rendered(make_plan(repo("app", {"x": image("x", 60)}), keep_recent=0))
+    assert "1 manifest (1 tag) to delete" in single
+
+
+def test_the_plan_says_what_its_bytes_are() -> None:
+    text = rendered(make_plan(versions(), keep_recent=0))
+    assert "Predicted: the size of the blobs only they reference" in text
+    assert "docs/registry.md" in text
+
+
+#: A hostile registry's names: title, bell, clear screen, CR, C1 CSI, bidi override.
+EVIL = "evil\x1b]0;pwned\x07\x1b[2J\r\x9b31m\u202egnp\nx"
+RAW = ("\x1b", "\x07", "\r", "\x9b", "\u202e")
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_control_characters_in_repository_names_and_tags_are_shown_escaped(
+    explain: bool,
+) -> None:
+    r = repo(
+        f"app/{EVIL}",
+        {EVIL: image("a", 60), "latest": image("b", 1), f"{EVIL}-2": image("c", 1)},
+    )
+    p = make_plan(r, keep_recent=1)
+    assert p.deletions and p.kept  # the planner takes any name: only showing it is at risk
+    text = rendered(p, explain)
+    for char in RAW:
+        assert char not in text
+    assert "app/evil\\x1b]0;pwned\\x07\\x1b[2J\\r\\x9b31m\\u202egnp\\nx" in text
+
+
+def test_control_characters_in_apply_and_gc_output_are_shown_escaped() -> None:
+    d = make_plan(repo(f"app/{EVIL}", {EVIL: image("a", 60)}), keep_recent=0).deletions[0]
+    outcome = RegistryOutcome(
+        plan=make_plan(versions()),
+        results=(DeletionOutcome(d, Result.FAILED, f"registry said {EVIL}"),),
+        started_at=NOW,
+        finished_at=NOW,
+    )
+    con = Console(record=True, width=200, force_terminal=False)
+    render_outcome(con, outcome)
+    gc = GcReport(EVIL, False, EVIL, False, (), 0, 0, 10, NOW, NOW, notes=(EVIL,))
+    render_gc(con, gc)
+    text = con.export_text()
+    for char in RAW:
+        assert char not in text
+    assert "note: evil\\x1b]0;pwned" in text
+    assert "Freed 10 B (measured on the storage: the blobs, and the directories" in text

@@ -164,7 +164,11 @@ def _by_age(rule: RegistryRule, tag: str, manifest: Manifest, rank: int, now: da
         if age < rule.older_than:
             return keep(f"created {format_duration(age)} ago ({limit})")
     what = f"version {tag}" if rule.order == "semver" else _age_text(age)
-    return Decision(True, f"{what}; not one of the {rule.keep_recent} {by}")
+    if rule.keep_recent:
+        return Decision(True, f"{what}; not one of the {rule.keep_recent} {by}")
+    # Nothing is kept for being recent: say which settings let it go, not "0 newest".
+    older = f"older_than = {duration_text(rule.older_than)}, " if rule.older_than else ""
+    return Decision(True, f"{what} ({older}keep_recent = 0)")
 
 
 def _age_text(age: timedelta | None) -> str:

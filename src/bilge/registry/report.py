@@ -1,8 +1,9 @@
 """Rich terminal output for `bilge registry plan | apply | gc`.
 
-Tag names, reasons and registry messages come from outside, so they are
-always wrapped in `Text`, never parsed as markup. Loaded only when something
-is shown on a terminal (--json never imports rich).
+Repository names, tags, reasons and registry messages come from outside, so
+they always pass through `literal`: never parsed as markup, and with their
+control characters shown escaped (a hostile registry may list anything).
+Loaded only when something is shown on a terminal (--json never imports rich).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.text import Text
 from bilge.model import Result
 from bilge.registry.gc import GcReport
 from bilge.registry.model import Deletion, KeptTag, RegistryOutcome, RegistryPlan
+from bilge.report.literal import literal
 from bilge.units import format_size
 
 #: Above this many kept tags, --explain groups them by reason.
@@ -28,19 +30,19 @@ _STYLE = {Result.REMOVED: "green", Result.SKIPPED: "yellow", Result.FAILED: "red
 def render_plan(console: Console, plan: RegistryPlan, explain: bool) -> None:
     if plan.deletions:
         console.print(_deletions_table(plan))
-        tags = sum(len(d.tags) for d in plan.deletions)
         console.print(
             Text(
-                f"{len(plan.deletions)} manifests ({tags} tags) to delete, "
+                f"{manifests_to_delete(plan)} to delete, "
                 f"{format_size(plan.total_bytes)} that only they hold "
                 "(freed by `bilge registry gc`)"
             )
         )
+        console.print(Text(BYTES_NOTE, "dim"))
     else:
         console.print(Text("Nothing to delete."))
     shared = [k for k in plan.kept if k.reason.startswith("shares digest")]
     for k in shared:
-        console.print(Text(f"{k.repository}:{k.tag} stays: it {k.reason}", "yellow"))
+        console.print(literal(f"{k.repository}:{k.tag} stays: it {k.reason}", "yellow"))
     if explain:
         console.print()
         console.print(_kept(plan.kept))
@@ -48,6 +50,22 @@ def render_plan(console: Console, plan: RegistryPlan, explain: bool) -> None:
         console.print(
             Text(f"{_tags(len(plan.kept))} kept; `bilge registry plan --explain` shows why.", "dim")
         )
+
+
+#: Why `gc` measures more than the plan predicts (docs/registry.md, "Bytes").
+BYTES_NOTE = (
+    "Predicted: the size of the blobs only they reference; the storage frees somewhat "
+    "more (block rounding, directories, link files: docs/registry.md)."
+)
+
+
+def manifests_to_delete(plan: RegistryPlan) -> str:
+    """ "4 manifests (+ 2 platform manifests of deleted indexes, 5 tags)": every
+    manifest the plan deletes, the children of deleted indexes included."""
+    children = sum(len(d.children) for d in plan.deletions)
+    tags = _tags(sum(len(d.tags) for d in plan.deletions))
+    extra = f"+ {_count(children, 'platform manifest')} of deleted indexes, " if children else ""
+    return f"{_count(len(plan.deletions), 'manifest')} ({extra}{tags})"
 
 
 def _deletions_table(plan: RegistryPlan) -> Table:
@@ -59,15 +77,15 @@ def _deletions_table(plan: RegistryPlan) -> Table:
     table.add_column("Only it holds", justify="right")
     table.add_column("Reason")
     for d in plan.deletions:
-        table.add_row(*_deletion_cells(d), Text(d.reason))
+        table.add_row(*_deletion_cells(d), literal(d.reason))
     return table
 
 
 def _deletion_cells(d: Deletion) -> tuple[Text, Text, Text, str]:
     tags = ", ".join(d.tags) or "(untagged)"
     if d.children:
-        tags += f" + {len(d.children)} platform manifests"
-    return Text(d.repository), Text(tags), Text(d.digest[:19]), format_size(d.bytes)
+        tags += f" + {_count(len(d.children), 'platform manifest')}"
+    return literal(d.repository), literal(tags), literal(d.digest[:19]), format_size(d.bytes)
 
 
 def _kept(kept: Sequence[KeptTag]) -> Table:
@@ -79,7 +97,9 @@ def _kept(kept: Sequence[KeptTag]) -> Table:
     table.add_column("Digest")
     table.add_column("Why kept")
     for k in kept:
-        table.add_row(Text(k.repository), Text(k.tag), Text(k.digest[:19]), Text(k.reason))
+        table.add_row(
+            literal(k.repository), literal(k.tag), literal(k.digest[:19]), literal(k.reason)
+        )
     return table
 
 
@@ -91,7 +111,7 @@ def _kept_by_reason(kept: Sequence[KeptTag]) -> Table:
     table.add_column("Why kept")
     table.add_column("Tags", justify="right")
     for reason, count in sorted(groups.items(), key=lambda g: (-g[1], g[0])):
-        table.add_row(Text(reason), str(count))
+        table.add_row(literal(reason), str(count))
     return table
 
 
@@ -112,7 +132,7 @@ def render_outcome(console: Console, outcome: RegistryOutcome) -> None:
             d = r.deletion
             cells = _deletion_cells(d)
             table.add_row(cells[0], cells[1], cells[2], Text(r.result.value, _STYLE[r.result]),
-                          Text(r.detail))  # fmt: skip
+                          literal(r.detail))  # fmt: skip
         console.print(table)
     took = (outcome.finished_at - outcome.started_at).total_seconds()
     counts = ", ".join(f"{r.value} {outcome.count(r)}" for r in Result)
@@ -127,11 +147,11 @@ def render_outcome(console: Console, outcome: RegistryOutcome) -> None:
 
 def render_gc(console: Console, report: GcReport) -> None:
     for note in report.notes:
-        console.print(Text(f"note: {note}", "yellow"))
+        console.print(literal(f"note: {note}", "yellow"))
     took = (report.finished_at - report.started_at).total_seconds()
     if report.dry_run:
         console.print(
-            Text(
+            literal(
                 f"Would delete {len(report.blobs)} blobs ({format_size(report.bytes_eligible)}) "
                 f"and {report.manifests} manifests from {report.registry} "
                 f"(registry {report.version}, dry run, nothing changed)."
@@ -139,21 +159,30 @@ def render_gc(console: Console, report: GcReport) -> None:
         )
         return
     console.print(
-        Text(
+        literal(
             f"Deleted {len(report.blobs)} blobs ({format_size(report.bytes_eligible)}) and "
             f"{report.manifests} manifests from {report.registry} (registry {report.version}); "
             f"read-only for {took:.0f}s, writable again."
         )
     )
+    console.print(Text(_freed(report)))
+
+
+def _freed(report: GcReport) -> str:
     measured = report.freed_bytes_measured
-    console.print(
-        Text(
-            f"Freed {format_size(measured)} (measured on the storage)"
-            if measured is not None
-            else "Freed bytes not measured (the storage is not a local filesystem)."
-        )
+    if measured is None:
+        return "Freed bytes not measured (the storage is not a local filesystem)."
+    if measured <= report.bytes_eligible:
+        return f"Freed {format_size(measured)} (measured on the storage)"
+    return (
+        f"Freed {format_size(measured)} (measured on the storage: the blobs, and the "
+        "directories and link files that held them)"
     )
 
 
 def _tags(n: int) -> str:
-    return "1 tag" if n == 1 else f"{n} tags"
+    return _count(n, "tag")
+
+
+def _count(n: int, thing: str) -> str:
+    return f"1 {thing}" if n == 1 else f"{n} {thing}s"
