@@ -6,19 +6,29 @@ each distinct manifest once (GET by digest, then the children of indexes),
 and read the image configs of the repositories a rule applies to (creation
 time and labels: what the rules order by). Every repository is read, ruled
 or not, because a blob is freed only when no manifest anywhere references it.
+
+Names come from the registry's answers. One with an ASCII control character
+(an ESC, a newline) is no valid repository name or tag, and no request URL
+can carry it: such a name stops plan (and apply) with one line that shows it
+escaped. Leaving it out instead would be unsafe: an unseen tag on a digest
+is deleted along with it. Any other name is read like the rest; the report
+shows it escaped.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
 from bilge.registry.client import RegistryClient, Resolved
+from bilge.registry.errors import RegistryError
 from bilge.registry.manifests import with_children_time, with_config
 from bilge.registry.model import Manifest, RegistrySnapshot, Repository
 from bilge.registry.policy import RegistryConfig
+from bilge.report.text import printable
 
 WORKERS = 8
 
@@ -28,12 +38,17 @@ R = TypeVar("R")
 #: (repository, digest)
 Key = tuple[str, str]
 
+#: What a URL cannot carry (httpx refuses to send it): C0 controls and DEL.
+_UNSENDABLE = re.compile(r"[\x00-\x1f\x7f]")
+
 
 def collect(client: RegistryClient, config: RegistryConfig, now: datetime) -> RegistrySnapshot:
     """Read the whole registry behind `client`."""
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         reader = _Reader(client, pool)
         names = client.repositories()
+        for name in names:
+            _check_name(client, name, "the catalog lists repository")
         resolved = reader.resolve_all(names)
         tags = {repo: {t: r.digest for t, r in by_tag.items()} for repo, by_tag in resolved.items()}
         manifests = reader.read_manifests(tags)
@@ -67,6 +82,9 @@ class _Reader:
     def resolve_all(self, names: list[str]) -> dict[str, dict[str, Resolved]]:
         """repository -> tag -> what it points at; a tag deleted meanwhile is left out."""
         listed = dict(zip(names, self._map(self.client.tags, names), strict=True))
+        for repo, tags in listed.items():
+            for tag in tags:
+                _check_name(self.client, tag, f"repository {printable(repo)} lists tag")
         pairs = [(repo, tag) for repo, tags in listed.items() for tag in tags]
         found = self._map(lambda p: self.client.resolve(*p), pairs)
         out: dict[str, dict[str, Resolved]] = {name: {} for name in names}
@@ -114,3 +132,12 @@ class _Reader:
         if key not in bodies:
             return manifest
         return with_config(f"{self.client.label}: {repo}@{key[1]}", manifest, bodies[key])
+
+
+def _check_name(client: RegistryClient, name: str, listed: str) -> None:
+    """Refuse a name no request can carry: see the module's docstring."""
+    if _UNSENDABLE.search(name):
+        raise RegistryError(
+            f'registry {client.label}: {listed} "{printable(name)}", with control '
+            "characters: not a valid name, and no request can carry it; stopped, nothing deleted"
+        )
