@@ -52,7 +52,8 @@ def _plan(ctx: core.Context, args: argparse.Namespace, registries: Registries) -
 
     report.render_plan(_out(), plan, explain=args.explain)
     if args.out is not None:
-        _out().print(f"Plan saved to {args.out}; `bilge registry apply --plan {args.out}`.")
+        saved = f"Plan saved to {args.out}; `bilge registry apply --plan {args.out}`."
+        _out().print(saved, markup=False)
     return EXIT_OK, None
 
 
@@ -75,9 +76,11 @@ def _apply(ctx: core.Context, args: argparse.Namespace, registries: Registries) 
         with _reading(args, registries):
             plan = commands.make_plan(registries, ctx.policy.keep_label)
     if plan.deletions and not args.yes:
+        from bilge.registry.report import manifests_to_delete
+
         _confirm(
             plan,
-            f"Delete {len(plan.deletions)} manifests from "
+            f"Delete {manifests_to_delete(plan)} from "
             f"{', '.join(plan.registries)} ({format_size(plan.total_bytes)} only they hold)?",
             quiet=args.json,
         )
@@ -147,6 +150,7 @@ def _reading(args: argparse.Namespace, registries: Registries) -> Iterator[None]
 
 
 def _out() -> Console:
-    from rich.console import Console
+    """The engine commands' console: off a terminal, as wide as what it prints."""
+    from bilge.report.console import out
 
-    return Console(highlight=False)
+    return out()

@@ -1,5 +1,5 @@
-"""The console the CLI prints to, and what it shows on a terminal while it
-works: a spinner, a question, a bar.
+"""What the CLI shows on a terminal while it works: a spinner, a question, a
+bar; and the console it prints its output to (console.py).
 
 Kept apart from cli.py so that --json runs (scripts, cron, the benchmarks)
 never load rich: its import alone is a tenth of a second.
@@ -7,49 +7,21 @@ never load rich: its import alone is a tenth of a second.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from rich.console import Console
-from rich.measure import measure_renderables
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bilge.errors import UsageError
 from bilge.model import ActionOutcome, Plan
 from bilge.report import terminal
+from bilge.report.console import out
 from bilge.report.literal import literal
 from bilge.report.text import printable
 from bilge.units import format_size
 
-#: Off a terminal, output is never narrower than this (what a terminal would
-#: have given) nor wider than the second: a bound, not a layout.
-MIN_WIDTH, MAX_WIDTH = 80, 10_000
-
-
-def out() -> Console:
-    """The console for a command's output, on stdout.
-
-    On a terminal, rich fits tables to the terminal's width. Elsewhere (a CI
-    log, `| less`, a file) it would squeeze them into 80 columns and wrap every
-    reason over several lines; there each print gets the width its content
-    needs instead, or $COLUMNS when set.
-    """
-    console = Console(highlight=False)
-    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
-        return console  # rich reads $COLUMNS itself
-    return _ContentWidth(highlight=False, width=MAX_WIDTH)
-
-
-class _ContentWidth(Console):
-    """A console without a terminal: each print as wide as what it prints."""
-
-    def print(self, *objects: Any, **options: Any) -> None:
-        if objects and options.get("width") is None:
-            measured = measure_renderables(self, self.options, objects)
-            options["width"] = max(MIN_WIDTH, min(measured.maximum, MAX_WIDTH))
-        super().print(*objects, **options)
+__all__ = ["confirm", "out", "progress", "reading"]
 
 
 @contextmanager
