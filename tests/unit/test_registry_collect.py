@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from bilge.registry.client import RegistryClient
-from bilge.registry.collect import collect
+from bilge.registry.collect import collect, resolve_tags
 from bilge.registry.errors import RegistryError
 from bilge.registry.model import DOCKER_MANIFEST, RegistrySnapshot
 from bilge.registry.policy import RegistryConfig
@@ -84,3 +84,11 @@ def test_names_a_url_can_carry_are_read_like_any_other(tmp_path: Path) -> None:
     snap = collect_from(tmp_path, [name], [tag])
     (repo,) = snap.repositories
     assert (repo.name, dict(repo.tags)) == (name, {tag: DIGEST})
+
+
+def test_a_saved_plan_naming_such_a_repository_is_refused_too(tmp_path: Path) -> None:
+    config = RegistryConfig(url="https://registry.test")
+    env = {"DOCKER_CONFIG": str(tmp_path), "HOME": str(tmp_path)}
+    client = RegistryClient(config, env=env, transport=fake_registry([], []))
+    with client, pytest.raises(RegistryError, match=r"repository \"app\\x1b\[2J\""):
+        resolve_tags(client, "app\x1b[2J")

@@ -67,6 +67,7 @@ def collect(client: RegistryClient, config: RegistryConfig, now: datetime) -> Re
 
 def resolve_tags(client: RegistryClient, repository: str) -> dict[str, Resolved]:
     """Every tag of one repository and what it points at now (apply's view)."""
+    _check_name(client, repository, "the plan names repository")
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         return _Reader(client, pool).resolve_all([repository])[repository]
 
