@@ -18,6 +18,18 @@ _SIZE_EXAMPLE = "use e.g. 500MB, 10GiB, or a number of bytes"
 _PERCENT_EXAMPLE = "use e.g. '85%'"
 
 _SECOND = timedelta(seconds=1)
+
+#: The longest duration bilge.toml may give: a century is already "never" for
+#: anything bilge removes, and stays far from what datetime can represent
+#: (year 9999), so that no `now - limit` or `now + limit` can overflow.
+MAX_DURATION = timedelta(days=36525)
+#: The largest size: what a signed 64-bit integer holds (SQLite, JSON readers and
+#: the engine's own counters all stop there), about 9.2 EB.
+MAX_SIZE = 2**63 - 1
+# More digits than any value within the bounds needs; refused before int() reads
+# them, so that a thousand-digit number costs nothing (and never meets Python's
+# limit on int digits).
+_MAX_DIGITS = 20
 _DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 # Whitespace between parts is allowed so that format_duration's "3d 4h" parses.
 _DURATION_RE = re.compile(r"(?:\d+[wdhms]\s*)+", re.ASCII)
@@ -38,19 +50,35 @@ def parse_duration(text: str) -> timedelta:
     if isinstance(text, int) and not isinstance(text, bool):
         text = str(text)  # from TOML; refused below with the reason why
     if not isinstance(text, str):
-        raise ValueError(f"invalid duration {text!r} ({_DURATION_EXAMPLE})")
+        raise ValueError(f"invalid duration {_quoted(text)} ({_DURATION_EXAMPLE})")
     value = text.strip()
     if value.startswith("-"):
-        raise ValueError(f"invalid duration {text!r}: must not be negative")
+        raise ValueError(f"invalid duration {_quoted(text)}: must not be negative")
     if value.isascii() and value.isdigit():
         raise ValueError(
-            f"invalid duration {text!r}: a bare number is ambiguous, add a unit "
+            f"invalid duration {_quoted(text)}: a bare number is ambiguous, add a unit "
             f"({_DURATION_EXAMPLE})"
         )
     if not _DURATION_RE.fullmatch(value):
-        raise ValueError(f"invalid duration {text!r} ({_DURATION_EXAMPLE})")
-    seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(value))
+        raise ValueError(f"invalid duration {_quoted(text)} ({_DURATION_EXAMPLE})")
+    parts = _DURATION_PART.findall(value)
+    if any(len(n) > _MAX_DIGITS for n, _ in parts):
+        raise ValueError(_too_long(text))
+    seconds = sum(int(n) * _DURATION_UNITS[u] for n, u in parts)
+    # Checked on the int, before timedelta() overflows on it.
+    if seconds > MAX_DURATION // _SECOND:
+        raise ValueError(_too_long(text))
     return timedelta(seconds=seconds)
+
+
+def _too_long(text: object) -> str:
+    return f"invalid duration {_quoted(text)}: at most {duration_text(MAX_DURATION)} (100 years)"
+
+
+def _quoted(text: object) -> str:
+    """A value for an error message, shortened: a huge number is only noise."""
+    shown = repr(text)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
 def parse_size(text: str | int) -> int:
@@ -59,20 +87,31 @@ def parse_size(text: str | int) -> int:
     An int is a number of bytes. Fractions of a byte are dropped.
     """
     if isinstance(text, bool) or not isinstance(text, str | int):
-        raise ValueError(f"invalid size {text!r} ({_SIZE_EXAMPLE})")
+        raise ValueError(f"invalid size {_quoted(text)} ({_SIZE_EXAMPLE})")
     if isinstance(text, int):
         if text < 0:
-            raise ValueError(f"invalid size {text!r}: must not be negative")
+            raise ValueError(f"invalid size {_quoted(text)}: must not be negative")
+        if text > MAX_SIZE:
+            raise ValueError(_too_large(text))
         return text
     if text.strip().startswith("-"):
-        raise ValueError(f"invalid size {text!r}: must not be negative")
+        raise ValueError(f"invalid size {_quoted(text)}: must not be negative")
     match = _SIZE_RE.fullmatch(text.strip())
     if match is None:
-        raise ValueError(f"invalid size {text!r} ({_SIZE_EXAMPLE})")
+        raise ValueError(f"invalid size {_quoted(text)} ({_SIZE_EXAMPLE})")
     number, prefix, binary = match.groups()
+    if len(number.partition(".")[0]) > _MAX_DIGITS:
+        raise ValueError(_too_large(text))
     power = _SIZE_PREFIXES.index(prefix.lower()) + 1 if prefix else 0
     base = 1024 if binary else 1000
-    return int(Decimal(number) * base**power)
+    size = int(Decimal(number) * base**power)
+    if size > MAX_SIZE:
+        raise ValueError(_too_large(text))
+    return size
+
+
+def _too_large(text: object) -> str:
+    return f"invalid size {_quoted(text)}: at most {MAX_SIZE} bytes (about 9.2 EB)"
 
 
 def parse_percent(text: str | float | int) -> float:
@@ -83,15 +122,16 @@ def parse_percent(text: str | float | int) -> float:
     """
     if not isinstance(text, str):
         raise ValueError(
-            f"invalid percentage {text!r}: write it as a string with a % sign ({_PERCENT_EXAMPLE})"
+            f"invalid percentage {_quoted(text)}: "
+            f"write it as a string with a % sign ({_PERCENT_EXAMPLE})"
         )
     match = _PERCENT_RE.fullmatch(text.strip())
     if match is None:
         hint = "add a % sign" if _NUMBER_RE.fullmatch(text.strip()) else _PERCENT_EXAMPLE
-        raise ValueError(f"invalid percentage {text!r} ({hint})")
+        raise ValueError(f"invalid percentage {_quoted(text)} ({hint})")
     value = Decimal(match.group(1))
     if value > 100:
-        raise ValueError(f"invalid percentage {text!r}: must be between 0% and 100%")
+        raise ValueError(f"invalid percentage {_quoted(text)}: must be between 0% and 100%")
     return float(value / 100)
 
 

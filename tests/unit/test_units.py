@@ -7,6 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bilge.units import (
+    MAX_DURATION,
+    MAX_SIZE,
     duration_text,
     format_duration,
     format_percent,
@@ -180,7 +182,8 @@ def test_size_text(n: int, expected: str) -> None:
     assert size_text(n) == expected
 
 
-seconds = st.integers(min_value=0, max_value=10**10)
+# Every duration bilge.toml may hold (up to a century).
+seconds = st.integers(min_value=0, max_value=MAX_DURATION // S)
 
 
 @given(seconds)
@@ -228,3 +231,22 @@ def test_format_size_is_close(n: int) -> None:
 @given(st.floats(min_value=0.0, max_value=1.0))
 def test_format_percent_round_trips(ratio: float) -> None:
     assert parse_percent(format_percent(ratio)) == ratio
+
+
+@pytest.mark.parametrize(
+    "text", ["36526d", "99999999999999999999d", "1000000000d", "5218w", "9" * 5000 + "s"]
+)
+def test_a_duration_beyond_a_century_is_a_value_error(text: str) -> None:
+    # Not an OverflowError from timedelta(), which pydantic would let through.
+    with pytest.raises(ValueError, match="at most 36525d") as info:
+        parse_duration(text)
+    assert len(str(info.value)) < 120
+    assert parse_duration("36525d") == MAX_DURATION
+
+
+@pytest.mark.parametrize("value", ["9223372036854775808B", "9300000TB", "1" + "0" * 5000, 10**30])
+def test_a_size_beyond_64_bits_is_a_value_error(value: str | int) -> None:
+    with pytest.raises(ValueError, match="at most 9223372036854775807 bytes") as info:
+        parse_size(value)
+    assert len(str(info.value)) < 120
+    assert parse_size(MAX_SIZE) == parse_size(f"{MAX_SIZE}B") == 2**63 - 1
