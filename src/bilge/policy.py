@@ -16,8 +16,7 @@ Python, a policy also takes `timedelta`s and, for watermarks, fractions (0.85).
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,59 +29,45 @@ from pydantic import (
     StrictBool,
     StrictStr,
     ValidationError,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from bilge.alerts import url_problem
 from bilge.errors import ConfigError
-from bilge.registry.policy import Registries
-from bilge.units import (
-    duration_text,
-    format_percent,
-    parse_duration,
-    parse_percent,
-    parse_size,
-    size_text,
+from bilge.policy_bounds import (
+    DAY,
+    Address,
+    Count,
+    Deadline,
+    Duration,
+    Interval,
+    Percent,
+    Render,
+    Size,
 )
-
-#: The system-wide policy file; a module constant so tests can point it elsewhere.
+from bilge.registry.policy import Registries
+from bilge.units import duration_text, format_percent
 
 #: Validation context marking input read from a file, where bare numbers are
 #: refused as watermarks (85 and 0.85 both look plausible there).
 _FROM_FILE = {"from_file": True}
 
 
-@dataclass(frozen=True)
-class _Render:
-    """How policy_to_toml writes a field's value back as TOML text."""
-
-    to_text: Callable[[Any], str]
-
-
-def _duration(value: Any) -> timedelta:
-    if not isinstance(value, timedelta):
-        return parse_duration(value)
-    if value < timedelta(0) or value.microseconds:
-        raise ValueError(f"invalid duration {value}: must be a whole number of seconds >= 0")
+def _webhook_url(value: Any) -> str:
+    # The URL is a secret: neither the message nor pydantic's error (which
+    # quotes the input for the types it checks itself) may contain it.
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    problem = url_problem(value) if value else None
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
-def _percent(value: Any, info: ValidationInfo) -> Any:
-    in_file = bool(info.context and info.context.get("from_file"))
-    if isinstance(value, float | int) and not isinstance(value, bool) and not in_file:
-        return value  # a fraction; the field's bounds check it
-    return parse_percent(value)
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration), _Render(duration_text)]
-Size = Annotated[int, BeforeValidator(parse_size), _Render(size_text)]
-Percent = Annotated[float, BeforeValidator(_percent), Field(ge=0, le=1), _Render(format_percent)]
+WebhookUrl = Annotated[str, BeforeValidator(_webhook_url)]
 Globs = tuple[StrictStr, ...]
-
-_DAY = timedelta(days=1)
 
 
 class _Section(BaseModel):
@@ -91,16 +76,16 @@ class _Section(BaseModel):
 
 class ContainersPolicy(_Section):
     exited_after: Duration = Field(
-        default=_DAY, description="exited/dead containers, by time finished"
+        default=DAY, description="exited/dead containers, by time finished"
     )
     created_after: Duration = Field(
-        default=_DAY, description="created but never started, by time created"
+        default=DAY, description="created but never started, by time created"
     )
     keep_names: Globs = Field(default=(), description="glob patterns on container names")
 
 
 class VolumesPolicy(_Section):
-    anonymous_after: Duration = Field(default=_DAY, description="unreferenced anonymous volumes")
+    anonymous_after: Duration = Field(default=DAY, description="unreferenced anonymous volumes")
     named: StrictBool = Field(
         default=False, description="unreferenced named volumes are kept unless this is true"
     )
@@ -118,8 +103,8 @@ class ImagesPolicy(_Section):
     unused_after: Duration = Field(
         default=timedelta(days=7), description="by last use when known, else by creation"
     )
-    keep_recent: int = Field(
-        default=1, ge=0, strict=True, description="per repository, the newest N tagged images stay"
+    keep_recent: Count = Field(
+        default=1, description="per repository, the newest N tagged images stay"
     )
     keep: Globs = Field(default=(), description="glob patterns on repo:tag")
 
@@ -133,7 +118,7 @@ class BuildCachePolicy(_Section):
 
 class NetworksPolicy(_Section):
     unused_after: Duration = Field(
-        default=_DAY, description="networks without endpoints, by creation"
+        default=DAY, description="networks without endpoints, by creation"
     )
 
 
@@ -150,7 +135,7 @@ class OrphansPolicy(_Section):
         description="remove layer directories no image or container references (or --orphans)",
     )
     older_than: Duration = Field(
-        default=_DAY, description="only orphans left untouched this long (a pull may be running)"
+        default=DAY, description="only orphans left untouched this long (a pull may be running)"
     )
 
 
@@ -159,28 +144,19 @@ class WatchPolicy(_Section):
     low: Percent = Field(default=0.75, description="usage an eviction brings the disk down to")
     inodes_high: Percent = Field(default=0.90, description="inode usage that starts an eviction")
     inodes_low: Percent = Field(default=0.80, description="inode usage an eviction goes down to")
-    interval: Duration = Field(
-        default=timedelta(seconds=30), description="time between two usage samples"
+    interval: Interval = Field(
+        default=timedelta(seconds=30), description="time between two usage samples (1s to 1d)"
     )
-    metrics_addr: StrictStr = Field(
+    metrics_addr: Address = Field(
         default="127.0.0.1:9808",
-        pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):[0-9]{1,5}$",
         description="where the guard serves Prometheus metrics (HOST:PORT)",
     )
-    webhook_url: StrictStr = Field(
-        default="", description="alerts are POSTed here (or set $BILGE_WEBHOOK_URL)"
+    webhook_url: WebhookUrl = Field(
+        default="", repr=False, description="alerts are POSTed here (or set $BILGE_WEBHOOK_URL)"
     )
     webhook_format: Literal["json", "slack"] = Field(
         default="json", description="json (generic) or slack (an incoming webhook)"
     )
-
-    @field_validator("interval")
-    @classmethod
-    def _not_zero(cls, value: timedelta) -> timedelta:
-        # A zero interval would make the guard spin.
-        if value < timedelta(seconds=1):
-            raise ValueError(f"must be at least 1s, got {duration_text(value)}")
-        return value
 
     @model_validator(mode="after")
     def _low_below_high(self) -> WatchPolicy:
@@ -202,6 +178,13 @@ class WatchPolicy(_Section):
         return self
 
 
+class EnginePolicy(_Section):
+    request_timeout: Deadline = Field(
+        default=timedelta(seconds=60),
+        description="deadline of one request to an engine, whole answer included (1s to 1h)",
+    )
+
+
 class Policy(_Section):
     keep_label: StrictStr = Field(
         default="bilge.keep",
@@ -216,6 +199,7 @@ class Policy(_Section):
     logs: LogsPolicy = Field(default_factory=LogsPolicy)
     orphans: OrphansPolicy = Field(default_factory=OrphansPolicy)
     watch: WatchPolicy = Field(default_factory=WatchPolicy)
+    engine: EnginePolicy = Field(default_factory=EnginePolicy)
     registry: Registries = Field(
         default=(), description="registries to clean: [[registry]] tables, see docs/registry.md"
     )
@@ -256,7 +240,9 @@ def parse_policy(text: str, source: str) -> Policy:
     try:
         return Policy.model_validate(data, context=_FROM_FILE)
     except ValidationError as exc:
-        raise ConfigError(_one_line(source, exc)) from exc
+        # Not chained: pydantic's own text quotes the input, which may hold the
+        # webhook URL (a secret) and would show in a -v traceback.
+        raise ConfigError(_one_line(source, exc)) from None
 
 
 # --- one line per ValidationError ----------------------------------------------------
@@ -315,6 +301,8 @@ def _problem(error: ErrorDetails) -> str:
         return f"{_EXPECTED[kind]}, got {_shown(error['input'])}"
     if kind == "greater_than_equal":
         return f"must be at least {ctx['ge']}, got {_shown(error['input'])}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}, got {_shown(error['input'])}"
     if kind == "string_too_short":
         return "must not be empty"
     msg = error["msg"]
@@ -373,7 +361,7 @@ def _render_fields(model: BaseModel) -> list[str]:
 
 def _toml_value(value: object, info: FieldInfo) -> str:
     for meta in info.metadata:
-        if isinstance(meta, _Render):
+        if isinstance(meta, Render):
             return _toml_string(meta.to_text(value))
     if isinstance(value, bool):
         return "true" if value else "false"

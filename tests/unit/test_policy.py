@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from bilge import configfile
 from bilge import policy as policy_module
+from bilge.cli import main
 from bilge.configfile import find_config, named_volumes_kept
 from bilge.errors import ConfigError
 from bilge.policy import (
@@ -152,7 +153,7 @@ def test_values_are_read() -> None:
             '[watch]\ninodes_high = "70%"',
             "watch.inodes_low (80%) must be below watch.inodes_high (70%)",
         ),
-        ('[watch]\ninterval = "0s"', "watch.interval: must be at least 1s"),
+        ('[watch]\ninterval = "0s"', "watch.interval: must be between 1s and 1d, got 0s"),
         ('[volumes]\nnamed = "yes"', "volumes.named: expected true or false, got 'yes'"),
         ('[images]\nkeep = "a*"', "images.keep: expected a list of strings, got 'a*'"),
         ('[images]\nkeep = ["a", 1]', "images.keep[1]: expected a string, got 1"),
@@ -328,7 +329,7 @@ def test_default_policy_renders_and_round_trips() -> None:
 
 
 durations = st.integers(min_value=0, max_value=10**8).map(lambda s: timedelta(seconds=s))
-intervals = st.integers(min_value=1, max_value=10**6).map(lambda s: timedelta(seconds=s))
+intervals = st.integers(min_value=1, max_value=86400).map(lambda s: timedelta(seconds=s))
 globs = st.lists(st.text(max_size=12), max_size=3).map(tuple)
 ratios = st.floats(min_value=0.0, max_value=1.0)
 
@@ -378,6 +379,12 @@ policies = st.builds(
     ),
     networks=st.builds(policy_module.NetworksPolicy, unused_after=durations),
     watch=watch_policies(),
+    engine=st.builds(
+        policy_module.EnginePolicy,
+        request_timeout=st.integers(min_value=1, max_value=3600).map(
+            lambda s: timedelta(seconds=s)
+        ),
+    ),
 )
 
 
@@ -404,3 +411,64 @@ def test_named_volumes_kept_peeks_before_validation(tmp_path: Path, text: str, k
     assert named_volumes_kept(path) is kept
     assert named_volumes_kept(None) is True  # the built-in policy keeps them
     assert named_volumes_kept(tmp_path / "missing.toml") is False
+
+
+# --- the webhook URL is a secret: checked when loaded, never quoted -----------------
+
+WEBHOOK_SECRET = "T000/B000/SECRET"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://x y/{WEBHOOK_SECRET}",
+        f"ftp://h/{WEBHOOK_SECRET}",
+        f"https:///{WEBHOOK_SECRET}",
+        f"https://hooks.example/{WEBHOOK_SECRET}\nX: y",
+        f"hooks.example/{WEBHOOK_SECRET}",
+    ],
+)
+def test_a_bad_webhook_url_is_refused_without_quoting_it(url: str) -> None:
+    text = f"[watch]\nwebhook_url = {policy_module._toml_string(url)}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_policy(text, "bilge.toml")
+    message = str(info.value)
+    assert message.startswith("bilge.toml: watch.webhook_url: the webhook URL ")
+    assert "SECRET" not in message and "T000" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_a_good_webhook_url_is_kept_as_written() -> None:
+    url = f"https://hooks.example/{WEBHOOK_SECRET}?x=1"
+    policy = parse_policy(f'[watch]\nwebhook_url = "{url}"\n', "bilge.toml")
+    assert policy.watch.webhook_url == url
+
+
+def test_a_webhook_url_of_the_wrong_type_is_not_quoted() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_policy(f'[watch]\nwebhook_url = ["https://h/{WEBHOOK_SECRET}"]\n', "bilge.toml")
+    assert str(info.value) == "bilge.toml: watch.webhook_url: expected a string"
+
+
+def test_the_webhook_url_is_left_out_of_the_policys_repr() -> None:
+    policy = parse_policy(f'[watch]\nwebhook_url = "https://h/{WEBHOOK_SECRET}"\n', "f")
+    assert "SECRET" not in repr(policy) and "SECRET" not in str(policy.watch)
+
+
+@pytest.mark.parametrize(
+    "watch",
+    [
+        f'webhook_url = "https://x y/{WEBHOOK_SECRET}"',
+        # Valid, but pydantic's own error for the table quotes all of it.
+        f'webhook_url = "https://h/{WEBHOOK_SECRET}"\nlow = "95%"',
+    ],
+)
+def test_no_traceback_shows_the_webhook_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], watch: str
+) -> None:
+    config = tmp_path / "bilge.toml"
+    config.write_text(f"[watch]\n{watch}\n")
+    assert main(["-v", "-c", str(config), "-H", "unix:///nonexistent", "status"]) == 2
+    err = capsys.readouterr().err
+    assert f"bilge: error: {config}: watch." in err
+    assert "SECRET" not in err and "T000" not in err

@@ -38,13 +38,9 @@ from pydantic import (
     model_validator,
 )
 
-from bilge.units import parse_duration
+from bilge.policy_bounds import DAY, SECOND, Count, Deadline, Duration, within
 
 LOOPBACK_NAMES = frozenset({"localhost"})
-
-
-def _duration(value: Any) -> timedelta:
-    return value if isinstance(value, timedelta) else parse_duration(value)
 
 
 def _regex(value: Any) -> str:
@@ -57,7 +53,6 @@ def _regex(value: Any) -> str:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
 Regex = Annotated[str, BeforeValidator(_regex)]
 
 
@@ -77,9 +72,7 @@ class RegistryRule(_Table):
     repositories: StrictStr = Field(
         min_length=1, description="glob on repository names, e.g. 'team/*'"
     )
-    keep_recent: int = Field(
-        default=10, ge=0, strict=True, description="the newest N deletable tags stay"
-    )
+    keep_recent: Count = Field(default=10, description="the newest N deletable tags stay")
     keep_matching: tuple[Regex, ...] = Field(
         default=(), description="tags matching any of these regexes stay"
     )
@@ -114,8 +107,8 @@ class RegistryGc(_Table):
     delete_untagged: StrictBool = Field(
         default=False, description="also delete untagged manifests (registry 3.0 and newer)"
     )
-    timeout: Duration = Field(
-        default=timedelta(seconds=60), description="how long a restart may take"
+    timeout: Annotated[Duration, within(SECOND, DAY)] = Field(
+        default=timedelta(seconds=60), description="how long a restart may take (1s to 1d)"
     )
 
     @field_validator("restart")
@@ -153,6 +146,10 @@ class RegistryConfig(_Table):
     allow_http: StrictBool = Field(
         default=False, description="allow plain http to a host other than 127.0.0.1/localhost"
     )
+    timeout: Deadline | None = Field(
+        default=None,
+        description="deadline of one request to the registry, whole answer included (1s to 1h)",
+    )
     rules: tuple[RegistryRule, ...] = Field(default=(), description="first match wins")
     gc: RegistryGc | None = None
 
@@ -160,6 +157,12 @@ class RegistryConfig(_Table):
     @classmethod
     def _url(cls, value: str) -> str:
         parts = urlsplit(value)
+        if "@" in parts.netloc:
+            # Not quoted: the part before the @ is a user name and password.
+            raise ValueError(
+                "credentials do not belong in the url: give the registry's base URL "
+                "and log in with `docker login`"
+            )
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http(s) URL such as 'https://host:5000', got {value!r}")
         if parts.path.strip("/") or parts.query or parts.fragment:
