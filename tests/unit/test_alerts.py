@@ -250,10 +250,10 @@ def test_the_guard_survives_a_failing_webhook_and_logs_no_secret(
     guard = Guard(
         [],
         DEFAULT_POLICY,
-        None,
+        None,  # type: ignore[arg-type]  # an alert never touches the state store
         WatchOptions(),
         log=Log("json", out),
-        webhook=Webhook(url),  # type: ignore[arg-type]
+        webhook=Webhook(url),
     )
     fs = Filesystem("/var/lib/docker", 100, 5, 100, 50)
     guard._alert("high", _Host("unix:///run/docker.sock"), fs, "disk 95% full")
