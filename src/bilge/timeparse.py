@@ -5,6 +5,10 @@ nanoseconds (volumes, networks, build cache) and Go's zero time for "never".
 Container listings only say "Exited (0) 5 minutes ago"; `age_from_status`
 turns that into a lower bound, so an age read from it never makes a
 container look older than it is.
+
+Both are bounded: an engine's answer is input like any other, and a time
+beyond what `datetime` holds, or an age of a billion years, is a ValueError
+or a smaller lower bound, never an OverflowError in whoever reads it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ _UNIT_SECONDS = {
     "month": 30 * 86400,
     "year": 365 * 86400,
 }
+#: The oldest age read from a status: a lower bound stays one when it is
+#: capped, and `now - age` then stays far from year 1 for any `now`.
+MAX_AGE = timedelta(days=36525)
 
 
 def parse_time(value: object) -> datetime | None:
@@ -34,7 +41,12 @@ def parse_time(value: object) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC) if value > 0 else None
+        if not value > 0:  # also NaN
+            return None
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"time out of range: {value!r}") from None
     if not isinstance(value, str):
         raise ValueError(f"not a time: {value!r}")
     if value.startswith("0001-01-01"):
@@ -53,5 +65,8 @@ def age_from_status(status: str) -> timedelta | None:
     if match is None:
         return None
     n = match.group("n").lower()
+    if n.isdigit() and len(n) > 12:  # more years than MAX_AGE holds days
+        return MAX_AGE
     count = 0 if n.startswith("less") else int(n) if n.isdigit() else 1
-    return timedelta(seconds=count * _UNIT_SECONDS[match.group("unit").lower()])
+    seconds = count * _UNIT_SECONDS[match.group("unit").lower()]
+    return timedelta(seconds=min(seconds, MAX_AGE // timedelta(seconds=1)))

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bilge.timeparse import age_from_status, parse_time
+from bilge.timeparse import MAX_AGE, age_from_status, parse_time
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,19 @@ def test_parse_time_rejects_nonsense(value: object) -> None:
 )
 def test_age_from_status_is_a_lower_bound(status: str, expected: timedelta | None) -> None:
     assert age_from_status(status) == expected
+
+
+@pytest.mark.parametrize("value", [10**20, 1e300, float("inf"), 253402300800, 2**63])
+def test_a_timestamp_beyond_datetime_is_a_value_error(value: float) -> None:
+    # Not an OverflowError: the collector reports a ValueError as a bad answer.
+    with pytest.raises(ValueError, match="time out of range"):
+        parse_time(value)
+    assert parse_time(float("nan")) is None
+
+
+@pytest.mark.parametrize("count", ["9999", "99999999999", "9" * 5000])
+def test_an_absurd_age_in_a_status_is_capped_at_a_century(count: str) -> None:
+    age = age_from_status(f"Exited (0) {count} years ago")
+    assert age == MAX_AGE == timedelta(days=36525)
+    # The collector subtracts it from now: within range from 1970 on.
+    assert datetime(1970, 1, 1, tzinfo=UTC) - age > datetime(1, 1, 1, tzinfo=UTC)
