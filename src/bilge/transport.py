@@ -121,13 +121,20 @@ class LeanHTTP:
         try:
             try:
                 return conn.request(method, url, deadline=deadline, limit=self.max_answer)
-            except (Disconnected, BrokenPipeError, ConnectionResetError):
+            except (Disconnected, BrokenPipeError, ConnectionResetError) as dropped:
                 # The engine closed an idle keep-alive connection before it read the
                 # request: try once more on a fresh one, within the same deadline.
-                # (Repeating a removal the engine did carry out is harmless: it
-                # answers 404, which is a skip.)
                 conn.close()
-                return conn.request(method, url, deadline=deadline, limit=self.max_answer)
+                status, body = conn.request(method, url, deadline=deadline, limit=self.max_answer)
+                if status == 404 and method != "GET":
+                    # Or it did read it and died before answering: a removal sent
+                    # twice finds nothing the second time, which is no "already
+                    # gone". Said as a lost answer, for apply to settle.
+                    raise EngineError(
+                        f"engine at {self.host}: the connection dropped during {method}"
+                        f" {path} and the repeated request found nothing; it may have been done"
+                    ) from dropped
+                return status, body
         except TimedOut as exc:
             self._drop()
             raise self._late(method, path) from exc

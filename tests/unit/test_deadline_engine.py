@@ -183,3 +183,29 @@ def test_closing_the_stream_ends_it_quietly(peers: list[Peer], where: str | None
     events = engine.events(("container",))
     threading.Timer(0.5, events.close).start()
     assert list(events) == []
+
+
+def test_a_removal_repeated_after_a_dropped_connection_is_no_skip(
+    peers: list[Peer], where: str | None
+) -> None:
+    # The engine reads the DELETE, does it, and dies before answering on a reused
+    # connection: the client sends it again and the engine says 404. That is not
+    # "already gone" (a skip) but a lost answer, for apply to settle.
+    done: list[bool] = []
+
+    def delete(conn: socket.socket, stop: threading.Event) -> None:
+        if done:
+            conn.sendall(head("404 Not Found", "Content-Length: 2") + b"{}")
+            return
+        done.append(True)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    info = answer(b"{}")
+    peer = Peer({"/version": VERSION, "/v1.41/info": info, "/v1.41/volumes/v1": delete}, where)
+    peers.append(peer)
+    engine = DockerEngine(peer.host, timeout=5)
+    engine.info()  # the connection is now a kept-alive one
+    with pytest.raises(EngineError) as caught:
+        engine.remove_volume("v1")
+    assert type(caught.value) is EngineError
+    assert "may have been done" in str(caught.value)

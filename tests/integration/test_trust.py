@@ -1,0 +1,165 @@
+"""Trust, on the real engine: a saved plan never widens a fresh one, a volume that
+gained a database at the last moment stays, a lost answer is settled by asking the
+engine, and records the state store cannot write are not silently dropped."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bilge_cli import ZERO_GRACE, exists, make_bilge
+from helpers import BASE_IMAGE, Sandbox, make_volume, run_container
+
+NAMED = ZERO_GRACE.replace("named_after", "named = true\nnamed_after")
+
+
+def outcomes(doc: dict) -> dict[str, tuple[str, str]]:
+    return {a["name"]: (a["outcome"], a["detail"]) for a in doc["actions"]}
+
+
+def test_a_saved_plan_keeps_a_volume_that_gained_database_files(
+    engine: Sandbox, tmp_path: Path
+) -> None:
+    make_volume(engine, "scratch")
+    bilge = make_bilge(engine, tmp_path, NAMED)
+    plan_file = tmp_path / "plan.json"
+    assert bilge("plan", "--out", str(plan_file)).code == 0
+    assert "scratch" in plan_file.read_text()
+    # Since the plan: PostgreSQL files, five directories down.
+    engine.docker(
+        "run", "--rm", "--network", "none", "-v", "scratch:/v", BASE_IMAGE,
+        "sh", "-c", "mkdir -p /v/a/b/c/d/e && echo 15 > /v/a/b/c/d/e/PG_VERSION",
+    )  # fmt: skip
+    result = bilge("apply", "--yes", "--json", "--plan", str(plan_file))
+    assert result.code == 0, result.err
+    assert outcomes(result.json())["scratch"] == (
+        "skipped",
+        "refused: a fresh plan keeps it: holds database data: postgres: a/b/c/d/e/PG_VERSION",
+    )
+    assert exists(engine, "volume", "scratch")
+
+
+def test_a_saved_plan_obeys_the_policy_of_today(engine: Sandbox, tmp_path: Path) -> None:
+    run_container(engine, name="exited-job")
+    run_container(engine, name="other-job")
+    bilge = make_bilge(engine, tmp_path)
+    plan_file = tmp_path / "plan.json"
+    bilge("plan", "--out", str(plan_file))
+    bilge.with_policy(ZERO_GRACE.replace("[containers]", '[containers]\nkeep_names = ["exited-*"]'))
+    result = bilge("apply", "--yes", "--json", "--plan", str(plan_file))
+    got = outcomes(result.json())
+    assert got["exited-job"][0] == "skipped"
+    assert "a fresh plan keeps it" in got["exited-job"][1]
+    assert "containers.keep_names" in got["exited-job"][1]
+    assert got["other-job"] == ("removed", "")
+    assert exists(engine, "container", "exited-job")
+
+
+def test_an_action_written_into_a_plan_by_hand_is_refused(engine: Sandbox, tmp_path: Path) -> None:
+    make_volume(engine, "mysql-2019", files={"data/x": 4096})
+    run_container(engine, name="job")
+    bilge = make_bilge(engine, tmp_path)
+    plan_file = tmp_path / "plan.json"
+    bilge("plan", "--out", str(plan_file))
+    # The volume's action, right fingerprint and all, from a plan under another policy.
+    (tmp_path / "other").mkdir()
+    other = make_bilge(engine, tmp_path / "other", NAMED)
+    named = other("plan", "--json")
+    assert named.code == 0, named.err
+    named_doc = named.json()
+    forged = [a for a in named_doc["actions"] if a["name"] == "mysql-2019"]
+    assert forged
+    doc = json.loads(plan_file.read_text())
+    doc["actions"] += forged
+    doc["total_bytes"] = sum(a["bytes"] for a in doc["actions"])
+    plan_file.write_text(json.dumps(doc))
+    result = bilge("apply", "--yes", "--json", "--plan", str(plan_file))
+    assert result.code == 0, result.err
+    assert outcomes(result.json())["mysql-2019"] == (
+        "skipped",
+        "refused: a fresh plan keeps it: named volume (volumes.named = false)",
+    )
+    assert exists(engine, "volume", "mysql-2019")
+
+
+class AnswerDropper:
+    """A unix-socket relay to the engine that lets DELETE requests through but
+    drops their answers and hangs up: the engine did the work, bilge never hears."""
+
+    def __init__(self, engine_socket: str, path: Path) -> None:
+        self.engine_socket = engine_socket
+        self.path = path
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(path))
+        self.server.listen(16)
+        self.dropped = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.engine_socket)
+            drop = threading.Event()
+            threading.Thread(target=self._up, args=(client, upstream, drop), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client, drop), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket, drop: threading.Event) -> None:
+        while data := _recv(client):
+            if data.startswith(b"DELETE "):
+                drop.set()
+            upstream.sendall(data)
+        upstream.close()
+
+    def _down(self, upstream: socket.socket, client: socket.socket, drop: threading.Event) -> None:
+        while data := _recv(upstream):
+            if drop.is_set():
+                self.dropped += 1
+                break
+            client.sendall(data)
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
+@pytest.fixture
+def dropper(engine: Sandbox, tmp_path: Path) -> Iterator[AnswerDropper]:
+    relay = AnswerDropper(engine.host.removeprefix("unix://"), tmp_path / "drop.sock")
+    yield relay
+    relay.close()
+
+
+def test_a_removal_whose_answer_is_lost_is_recorded_as_it_happened(
+    engine: Sandbox, tmp_path: Path, dropper: AnswerDropper
+) -> None:
+    make_volume(engine, "cache-a")
+    bilge = make_bilge(engine, tmp_path, NAMED)
+    host = f"unix://{dropper.path}"
+    result = bilge("apply", "--yes", "--json", host=host)
+    assert dropper.dropped >= 1
+    assert not exists(engine, "volume", "cache-a")
+    outcome, detail = outcomes(result.json())["cache-a"]
+    assert outcome == "removed", detail
+    assert result.code == 0, result.err
+    history = bilge("history", "--json", host=host).json()
+    (entry,) = [e for e in history["entries"] if e["name"] == "cache-a"]
+    assert entry["outcome"] == "removed"
