@@ -8,6 +8,8 @@ imported only once the arguments are good (and the data-root prefetch runs).
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,9 +18,10 @@ from pathlib import Path
 from bilge import __version__
 from bilge.configfile import find_config, named_volumes_kept
 from bilge.engine import DEFAULT_CONCURRENCY, resolve_host
-from bilge.errors import EXIT_ERROR, BilgeError, UsageError
+from bilge.errors import EXIT_ERROR, EXIT_OK, BilgeError, UsageError
 from bilge.prefetch import Prefetch
 from bilge.registry import cli as registry_cli
+from bilge.report.text import printable
 
 #: Commands that read the engine's data-root (and so start a prefetch).
 READS_DATA_ROOT = frozenset({"status", "plan", "apply", "doctor"})
@@ -74,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     _orphans_option(p)
     p = _add(sub, common, "watch", "the guard: keep the disk below its high watermark")
     p.add_argument(
-        "--metrics-addr", metavar="HOST:PORT", help="serve Prometheus metrics here ([watch])"
+        "--metrics-addr",
+        type=_address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics here ([watch])",
     )
     p.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="one line per event"
@@ -84,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, metavar="N", help="entries to show")
     registry_cli.add_parser(sub, common)
     return parser
+
+
+_ADDRESS = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):([0-9]{1,5})")
+
+
+def _address(text: str) -> str:
+    """HOST:PORT as [watch] metrics_addr takes it, checked before the guard starts."""
+    match = _ADDRESS.fullmatch(text)
+    if match is None or int(match.group(2)) > 65535:
+        raise argparse.ArgumentTypeError(f"not a HOST:PORT with a port up to 65535: {text!r}")
+    return text
 
 
 def _orphans_option(p: argparse.ArgumentParser) -> None:
@@ -135,6 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = bool(getattr(args, "verbose", False))
     try:
         return _run(args)
+    except BrokenPipeError:
+        # The reader went away (`bilge history --json | head`): a normal end for a
+        # command line tool. Python would complain again when it flushes stdout at
+        # exit, so stdout is pointed at /dev/null first.
+        _quiet_stdout()
+        return EXIT_OK
     except BilgeError as exc:
         _fail(str(exc), verbose)
         return exc.exit_code
@@ -149,7 +172,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(message: str, verbose: bool) -> None:
     if verbose:
         traceback.print_exc()
-    print(f"bilge: error: {message}", file=sys.stderr)
+    # Error texts quote what engines and registries said: never raw control characters.
+    print(f"bilge: error: {printable(message)}", file=sys.stderr)
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _plan_keeps_named_volumes(args: argparse.Namespace) -> bool:

@@ -6,7 +6,6 @@ renders what comes back as text or JSON.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from pathlib import Path
 from bilge.apply import apply
 from bilge.collect import collect, statvfs
 from bilge.doctor import Finding, diagnose
-from bilge.engine import DEFAULT_CONCURRENCY, DockerEngine, Engine
+from bilge.engine import DEFAULT_CONCURRENCY, TIMEOUT_SECONDS, DockerEngine, Engine
 from bilge.errors import PlanFileError
 from bilge.lastuse import used_now, with_last_use
 from bilge.model import (
@@ -31,6 +30,7 @@ from bilge.planner import plan as make_plan
 from bilge.policy import Policy
 from bilge.prefetch import Prefetch
 from bilge.report.json import plan_from_json
+from bilge.safejson import loads_json
 from bilge.saved_plan import narrow_saved
 from bilge.state import StateStore
 from bilge.state_records import Record
@@ -54,9 +54,15 @@ class Context:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            if self.prefetch is not None and self.engine_factory is DockerEngine:
-                self._engine = self.prefetch.engine(self.host)
-            if self._engine is None:
+            timeout = self.policy.engine.request_timeout
+            # The prefetch's engine was made before the policy was read: it has
+            # the default deadline, so it serves only when that is the policy's.
+            if self.engine_factory is DockerEngine:
+                if self.prefetch is not None and timeout.total_seconds() == TIMEOUT_SECONDS:
+                    self._engine = self.prefetch.engine(self.host)
+                if self._engine is None:
+                    self._engine = DockerEngine(self.host, timeout=timeout)
+            else:
                 self._engine = self.engine_factory(self.host)
         return self._engine
 
@@ -130,14 +136,22 @@ def doctor(ctx: Context) -> Doctor:
     return Doctor(result.snapshot, findings)
 
 
+#: A plan of a million actions takes about 400 MB: far beyond any host's; a
+#: bigger file is not one bilge wrote.
+MAX_PLAN_FILE_BYTES = 512 << 20
+
+
 def load_plan(path: Path) -> Plan:
     """A saved plan, validated; any problem is a one-line PlanFileError."""
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            text = f.read(MAX_PLAN_FILE_BYTES + 1)
     except OSError as exc:
         raise PlanFileError(f"plan file {path}: {exc.strerror or exc}") from exc
+    if len(text) > MAX_PLAN_FILE_BYTES:
+        raise PlanFileError(f"plan file {path}: larger than {MAX_PLAN_FILE_BYTES >> 20} MiB")
     try:
-        doc = json.loads(text)
+        doc = loads_json(text)
     except ValueError as exc:
         raise PlanFileError(f"plan file {path}: not JSON ({exc})") from exc
     try:

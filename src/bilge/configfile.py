@@ -62,7 +62,7 @@ def named_volumes_kept(path: Path | None) -> bool:
         return True
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     volumes = doc.get("volumes", {})
     return isinstance(volumes, dict) and volumes.get("named", False) is False

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import stat
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bilge.datafiles import DirScan, scan_dir
+from bilge.safejson import loads_json
 from bilge.timeparse import parse_time
 
 
@@ -106,7 +106,7 @@ class DataRoot:
         hex_id = image_id.removeprefix("sha256:")
         config = self.path / "image" / self.driver / "imagedb" / "content" / "sha256" / hex_id
         try:
-            doc = json.loads(config.read_bytes())
+            doc = loads_json(config.read_bytes())
             diff_ids = [str(d) for d in doc["rootfs"]["diff_ids"]]
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -223,7 +223,7 @@ def _read_log_config(path: str) -> tuple[str, str]:
     """The container's log driver and max-size option (daemon defaults are merged
     into it when the container is created)."""
     try:
-        log = json.loads(_read_bytes(path)).get("LogConfig") or {}
+        log = loads_json(_read_bytes(path)).get("LogConfig") or {}
         return str(log.get("Type") or ""), str((log.get("Config") or {}).get("max-size") or "")
     except (OSError, ValueError, AttributeError):
         return "", ""
@@ -231,7 +231,7 @@ def _read_log_config(path: str) -> tuple[str, str]:
 
 def _read_container_config(path: str) -> tuple[datetime | None, str]:
     try:
-        doc = json.loads(_read_bytes(path))
+        doc = loads_json(_read_bytes(path))
         state = doc.get("State") or {}
         return parse_time(state.get("FinishedAt")), str(doc.get("LogPath") or "")
     except (OSError, ValueError, AttributeError):

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 from bilge import buildkit
 from bilge.buildkit import BuildKitError
 from bilge.errors import EngineError, EngineUnreachable, ObjectConflict, ObjectGone
+from bilge.safejson import loads_json
 from bilge.transport import (
     MAX_ANSWER_BYTES,
     REQUEST_TIMEOUT_SECONDS,
@@ -102,7 +103,7 @@ def _context_host(env: dict[str, str]) -> str | None:
     digest = hashlib.sha256(name.encode()).hexdigest()
     meta = config_dir / "contexts" / "meta" / digest / "meta.json"
     try:
-        doc = json.loads(meta.read_text())
+        doc = loads_json(meta.read_text())
         host = doc["Endpoints"]["docker"]["Host"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise EngineError(f"Docker context {name!r}: cannot read {meta}: {exc}") from exc
@@ -111,7 +112,7 @@ def _context_host(env: dict[str, str]) -> str | None:
 
 def _current_context(config_dir: Path) -> str | None:
     try:
-        doc = json.loads((config_dir / "config.json").read_text())
+        doc = loads_json((config_dir / "config.json").read_text())
     except (OSError, ValueError):
         return None
     name = doc.get("currentContext") if isinstance(doc, dict) else None
@@ -184,7 +185,7 @@ class DockerEngine:
         if not body.strip():
             return None
         try:
-            return json.loads(body)
+            return loads_json(body)
         except ValueError as exc:
             raise EngineError(f"{what}: unreadable answer from the engine ({exc})") from exc
 
@@ -307,7 +308,7 @@ class _Events:
     def __iter__(self) -> Iterator[JSONObject]:
         for line in self._stream.lines():
             try:
-                event = json.loads(line)
+                event = loads_json(line)
             except ValueError:
                 continue  # a torn line when the stream is closed
             if isinstance(event, dict):
@@ -332,7 +333,7 @@ def _check(status: int, body: bytes, what: str) -> None:
 def _message(body: bytes) -> str:
     """The engine's error text: {"message": ...}, first line only."""
     try:
-        doc = json.loads(body)
+        doc = loads_json(body)
         text = str(doc.get("message") or "") if isinstance(doc, dict) else ""
     except ValueError:
         text = body.decode("utf-8", "replace")

@@ -24,6 +24,7 @@ from bilge.policy import Policy, load_policy, with_orphans
 from bilge.prefetch import Prefetch
 from bilge.registry import handler as registry
 from bilge.report import json as jsonreport
+from bilge.report.text import printable
 from bilge.state import default_state_dir
 from bilge.state_records import Record, is_audit, lost_line
 
@@ -70,11 +71,14 @@ def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -
 def _watch(args: argparse.Namespace, hosts: list[str], policy: Policy, state_dir: Path) -> int:
     """The guard watches every host at once, until stopped."""
     from bilge import watch
+    from bilge.alerts import Webhook
     from bilge.state import StateStore
 
-    options = watch.WatchOptions(args.log_format, args.once, args.metrics_addr)
+    options = watch.WatchOptions.from_args(args)
+    # A bad $BILGE_WEBHOOK_URL is a config error before anything is created.
+    webhook = Webhook.from_config(policy.watch.webhook_url, policy.watch.webhook_format)
     store = StateStore(state_dir)
-    code = watch.run(hosts, policy, store, options)
+    code = watch.run(hosts, policy, store, options, webhook)
     return max(code, _report_lost(store.lost))
 
 
@@ -89,7 +93,7 @@ def _report_lost(records: list[Record]) -> int:
 
 def _warn(warnings: list[str]) -> None:
     for warning in warnings:
-        print(f"bilge: warning: {warning}", file=sys.stderr)
+        print(f"bilge: warning: {printable(warning)}", file=sys.stderr)
 
 
 def _terminal() -> ModuleType:

@@ -237,6 +237,8 @@ def parse_policy(text: str, source: str) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
+    except RecursionError:  # arrays nested thousands deep: tomllib recurses
+        raise ConfigError(f"{source}: invalid TOML: nested too deeply") from None
     try:
         return Policy.model_validate(data, context=_FROM_FILE)
     except ValidationError as exc:

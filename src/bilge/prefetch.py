@@ -17,7 +17,6 @@ lock), a thread lists the engine's objects too (listing.py).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pickle
 import threading
@@ -33,6 +32,7 @@ from bilge.dataroot import (
 from bilge.engine import DockerEngine
 from bilge.errors import BilgeError
 from bilge.listing import Listing, ListingThread
+from bilge.safejson import loads_json
 from bilge.transport import UnixHTTP
 
 #: The child only asks the engine where its data-root is; a slow answer means
@@ -177,7 +177,7 @@ def read_data_root(
     http = UnixHTTP(host, timeout=INFO_TIMEOUT_SECONDS)
     try:
         status, body = http.request("GET", "/info")
-        info = json.loads(body) if status == 200 else {}
+        info = loads_json(body) if status == 200 else {}
     except (BilgeError, ValueError):
         return None
     finally:

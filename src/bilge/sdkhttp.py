@@ -13,12 +13,12 @@ the same size limit as there.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from bilge.errors import EngineError, EngineUnreachable
+from bilge.safejson import loads_json
 from bilge.transport import (
     EVENTS_IDLE_SECONDS,
     MAX_ANSWER_BYTES,
@@ -172,7 +172,7 @@ class _SdkStream:
     def _note(self, line: bytes) -> None:
         """Remember the last event's time, where a reopened stream starts."""
         with contextlib.suppress(ValueError):
-            stamp = json.loads(line).get("time") if line.startswith(b"{") else None
+            stamp = loads_json(line).get("time") if line.startswith(b"{") else None
             if isinstance(stamp, int):
                 self._params["since"] = str(stamp)
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -91,7 +92,7 @@ class Guard:
         store: StateStore,
         options: WatchOptions,
         *,
-        engine_factory: Callable[[str], Engine] = DockerEngine,
+        engine_factory: Callable[[str], Engine] | None = None,
         log: Log | None = None,
         webhook: Webhook | None = None,
     ) -> None:
@@ -99,7 +100,8 @@ class Guard:
         self.policy = policy
         self.store = store
         self.options = options
-        self.engine_factory = engine_factory
+        timeout = policy.engine.request_timeout
+        self.engine_factory = engine_factory or partial(DockerEngine, timeout=timeout)
         self.log = log or Log(options.log_format)
         self.metrics = Metrics()
         w = policy.watch
@@ -299,6 +301,7 @@ class Guard:
                      detail=outcome.detail)  # fmt: skip
 
         outcome = apply(chosen, engine, self.store, data_root=host.data_root,
+                        protect_data=self.policy.volumes.protect_data,
                         on_result=done, stop=self.stop)  # fmt: skip
         self.log("eviction-applied", host=host.address, round=round_no,
                  freed=outcome.freed_bytes_measured)  # fmt: skip
@@ -384,7 +387,13 @@ def _duration(td: timedelta) -> str:
         return f"{td.total_seconds():g}s"
 
 
-def run(hosts: list[str], policy: Policy, store: StateStore, options: WatchOptions) -> int:
-    guard = Guard(hosts, policy, store, options)
+def run(
+    hosts: list[str],
+    policy: Policy,
+    store: StateStore,
+    options: WatchOptions,
+    webhook: Webhook | None = None,
+) -> int:
+    guard = Guard(hosts, policy, store, options, webhook=webhook)
     guard.handle_signals()
     return guard.run()

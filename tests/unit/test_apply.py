@@ -12,9 +12,9 @@ import pytest
 from fake_engine import FakeEngine
 
 from bilge.apply import apply
-from bilge.saved_plan import narrow_saved
 from bilge.errors import PlanFileError, StateError
-from bilge.model import Action, ActionOutcome, EngineInfo, Kind, Kept, Plan, Result, Snapshot
+from bilge.model import Action, ActionOutcome, EngineInfo, Kept, Kind, Plan, Result, Snapshot
+from bilge.saved_plan import narrow_saved
 from bilge.state import StateStore
 
 PLANNED = datetime(2026, 1, 1, 12, tzinfo=UTC)

@@ -16,7 +16,6 @@ a token expired) gets a new token, once per request.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import ssl
@@ -33,6 +32,7 @@ from bilge.errors import ConfigError
 from bilge.registry.deadline import REQUEST_TIMEOUT_SECONDS, Deadlines, TooLarge, read_limited
 from bilge.registry.errors import RegistryDenied, RegistryError, RegistryUnreachable
 from bilge.registry.policy import is_loopback
+from bilge.safejson import loads_json
 
 HELPER_TIMEOUT = 30
 _PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
@@ -87,7 +87,7 @@ def _read_docker_config(path: Path) -> dict[str, object]:
     except OSError as exc:
         raise ConfigError(f"docker config {path}: {exc.strerror or exc}") from exc
     try:
-        doc = json.loads(text)
+        doc = loads_json(text)
     except ValueError as exc:
         raise ConfigError(f"docker config {path}: not JSON ({exc})") from exc
     return _mapping(doc, path)
@@ -148,7 +148,7 @@ def _from_helper(helper: str, host: str, env: Mapping[str, str]) -> Credentials 
 
 def _helper_answer(program: str, text: str) -> Credentials:
     try:
-        doc = json.loads(text)
+        doc = loads_json(text)
         user, secret = doc["Username"], doc["Secret"]
     except (ValueError, KeyError, TypeError) as exc:
         raise RegistryError(f"credential helper {program} gave an answer that is not JSON") from exc
@@ -299,7 +299,7 @@ def _token_from(status: int, body: bytes, realm: str, with_credentials: bool) ->
     if status != 200:
         raise RegistryError(f"token server {realm} answered {status}")
     try:
-        doc = json.loads(body)
+        doc = loads_json(body)
     except ValueError as exc:
         raise RegistryError(f"token server {realm} answered with something not JSON") from exc
     token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None

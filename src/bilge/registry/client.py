@@ -21,7 +21,6 @@ the request (DESIGN.md, safety rule 8).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import ssl
 from collections.abc import Mapping
@@ -46,6 +45,7 @@ from bilge.registry.errors import (
 from bilge.registry.manifests import parse_manifest
 from bilge.registry.model import DIGEST_RE, DOCKER_MANIFEST, MANIFEST_TYPES, Manifest
 from bilge.registry.policy import RegistryConfig
+from bilge.safejson import loads_json
 
 PAGE_SIZE = 100
 #: A registry that ignores `last` but keeps sending a Link would loop for ever.
@@ -391,7 +391,7 @@ def _verify(where: str, digest: str, body: bytes) -> None:
 def _registry_says(response: httpx.Response) -> str:
     """`: CODE message` from the registry's error body, or ""."""
     try:
-        errors = json.loads(response.read() or b"{}").get("errors")
+        errors = loads_json(response.read() or b"{}").get("errors")
         first = errors[0]
         return f": {first.get('code', '')} {first.get('message', '')}".rstrip()
     except (ValueError, AttributeError, IndexError, KeyError, TypeError):

@@ -45,7 +45,7 @@ def clients(
     registries: Registries, env: Mapping[str, str] = os.environ
 ) -> Iterator[dict[str, RegistryClient]]:
     with ExitStack() as stack:
-        yield {r.url: stack.enter_context(RegistryClient(r, env=env)) for r in registries}
+        yield {r.url: stack.enter_context(_client(r, env)) for r in registries}
 
 
 def make_plan(
@@ -100,7 +100,7 @@ def gc(
     env: Mapping[str, str] = os.environ,
 ) -> GcReport:
     """Garbage-collect one registry; a real run is in the audit log, before and after."""
-    with RegistryClient(config, env=env) as client:
+    with _client(config, env) as client:
         if dry_run:
             return run_gc(config, client, dry_run=True)
         action = _gc_action(config)
@@ -131,3 +131,10 @@ def _gc_action(config: RegistryConfig) -> Action:
         precondition="the registry refuses pushes (read-only) while it runs",
         fingerprint="",
     )
+
+
+def _client(config: RegistryConfig, env: Mapping[str, str]) -> RegistryClient:
+    """A client with the registry's own deadline (`timeout`), else the default one."""
+    if config.timeout is None:
+        return RegistryClient(config, env=env)
+    return RegistryClient(config, env=env, timeout=config.timeout)

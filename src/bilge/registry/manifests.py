@@ -8,7 +8,6 @@ media type bilge does not know is not an error: it becomes an unsupported
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from bilge.registry.model import (
     Blob,
     Manifest,
 )
+from bilge.safejson import loads_json
 from bilge.timeparse import parse_time
 
 IMAGE_CONFIG_TYPES = frozenset(
@@ -100,7 +100,7 @@ def _image(where: str, digest: str, media_type: str, doc: dict[str, object], siz
 
 def _json_object(where: str, body: bytes) -> dict[str, object]:
     try:
-        doc = json.loads(body)
+        doc = loads_json(body)
     except ValueError as exc:
         raise RegistryError(f"{where}: the registry sent something that is not JSON") from exc
     if not isinstance(doc, dict):
