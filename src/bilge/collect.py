@@ -89,7 +89,10 @@ def collect(
 
 
 def statvfs(path: str) -> Filesystem | None:
-    """The filesystem holding `path`: bytes and inodes as df shows them."""
+    """The filesystem holding `path`: its size, and what is available to a process
+    that is not root. "Used" is then size - available, as the kubelet counts it
+    (root's reserved blocks count as used; df's Use% leaves them out), and the
+    watermarks are checked against that same figure."""
     try:
         st = os.statvfs(path)
     except OSError:

@@ -109,6 +109,13 @@ def test_status_gauges_show_bytes_and_inodes() -> None:
     assert inodes.rstrip().endswith("20%")
 
 
+def test_status_names_what_used_means() -> None:
+    # One convention for the figure shown and the watermarks: size - available.
+    text = " ".join(status_text().split())
+    assert "used = size - available, as the kubelet counts it" in text
+    assert "df's Use% leaves them out" in text
+
+
 def test_status_table_by_kind_with_reclaimable() -> None:
     text = status_text()
     volumes = next(line for line in text.splitlines() if line.startswith("│ volumes"))

@@ -77,7 +77,18 @@ def _gauges(fs: Filesystem) -> Table:
         f"{fs.used_inodes:,} of {fs.total_inodes:,} used",
         percent(fs.inodes_ratio),
     )
+    grid.caption = USED_MEANS
+    grid.caption_justify = "left"
+    grid.caption_style = "dim"
     return grid
+
+
+#: The convention behind every "used" figure, watermarks included (README, Usage).
+USED_MEANS = (
+    "used = size - available, as the kubelet counts it: root's reserved blocks count"
+    " as used (a container's non-root process cannot write to them); df's Use% leaves"
+    " them out and is lower by their share"
+)
 
 
 def _usage_table(rows: Sequence[KindUsage], planned: bool) -> Table:
