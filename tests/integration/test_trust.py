@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +164,39 @@ def test_a_removal_whose_answer_is_lost_is_recorded_as_it_happened(
     history = bilge("history", "--json", host=host).json()
     (entry,) = [e for e in history["entries"] if e["name"] == "cache-a"]
     assert entry["outcome"] == "removed"
+
+
+@pytest.fixture
+def full_state_dir(tmp_path: Path) -> Iterator[Path]:
+    """A state dir on a tmpfs with no inode left, unmounted afterwards."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=16", "tmpfs", str(mnt)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        (mnt / "state").mkdir()
+        n = 0
+        with contextlib.suppress(OSError):
+            while True:
+                (mnt / f"f{n}").touch()
+                n += 1
+        yield mnt / "state"
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_records_the_state_store_never_could_write_are_printed_and_exit_3(
+    engine: Sandbox, tmp_path: Path, full_state_dir: Path
+) -> None:
+    run_container(engine, name="exited-job")
+    bilge = make_bilge(engine, tmp_path)
+    result = bilge("--state-dir", str(full_state_dir), "apply", "--yes")
+    assert result.code == 3, result.err
+    assert not exists(engine, "container", "exited-job")  # the removal itself went ahead
+    lost = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
+    kinds = [doc["bilge_lost_record"] for doc in lost]
+    assert "attempt" in kinds and "outcome" in kinds
+    attempts = {d["name"]: d for d in lost if d["bilge_lost_record"] == "attempt"}
+    assert attempts["exited-job"]["kind"] == "container"
+    assert "internal error" not in result.err
