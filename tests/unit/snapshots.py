@@ -285,6 +285,8 @@ def _volumes(draw: st.DrawFn) -> list[Volume]:
                 if visible
                 else (),
                 labels=draw(labels),
+                # A scan stopped early: the volume was read in part only.
+                unseen="" if visible else draw(st.sampled_from(["", "not read below depth 4"])),
             )
         )
     return volumes

@@ -225,7 +225,16 @@ def an_eviction_is_a_part_of_the_plan_in_its_order(snap: Snapshot, policy: Polic
             assert chosen == ()
 
 
+def no_partly_read_volume_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    # Said without holds_data, so that this holds even if holds_data forgot it.
+    gone = removed(p, Kind.VOLUME)
+    for v in snap.volumes:
+        if v.contents.unseen and (v.anonymous or policy.volumes.protect_data):
+            assert v.name not in gone
+
+
 PROPERTIES: list[Property] = [
+    no_partly_read_volume_is_removed,
     no_active_container_is_removed,
     no_keep_labelled_object_is_removed,
     no_builtin_network_is_removed,
