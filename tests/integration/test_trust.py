@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,9 @@ from pathlib import Path
 import pytest
 from bilge_cli import ZERO_GRACE, exists, make_bilge
 from helpers import BASE_IMAGE, Sandbox, make_volume, run_container
+
+from bilge.model import Action, Kind
+from bilge.state import StateStore
 
 NAMED = ZERO_GRACE.replace("named_after", "named = true\nnamed_after")
 
@@ -200,3 +205,55 @@ def test_records_the_state_store_never_could_write_are_printed_and_exit_3(
     attempts = {d["name"]: d for d in lost if d["bilge_lost_record"] == "attempt"}
     assert attempts["exited-job"]["kind"] == "container"
     assert "internal error" not in result.err
+
+
+def test_two_applies_at_once_never_both_claim_an_object(engine: Sandbox, tmp_path: Path) -> None:
+    for n in range(12):
+        run_container(engine, name=f"job-{n}", volumes=["/out"], write={"/out/r": 1024})
+    bilge = make_bilge(engine, tmp_path)
+    argv = [sys.executable, "-m", "bilge", "-H", engine.host, "-c", str(bilge.config)]
+    argv += ["--state-dir", str(bilge.state_dir), "apply", "--yes", "--json"]
+    env = engine.environ()
+    runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    docs = [json.loads(run.communicate(timeout=300)[0]) for run in runs]
+    claimed: dict[tuple[str, str], int] = {}
+    for doc in docs:
+        for a in doc["actions"]:
+            if a["outcome"] == "removed":
+                claimed[(a["kind"], a["id"])] = claimed.get((a["kind"], a["id"]), 0) + 1
+    assert claimed and max(claimed.values()) == 1, claimed
+    kinds = {kind for kind, _ in claimed}
+    assert {"container", "volume"} <= kinds
+    # Every container and volume went, each claimed by exactly one of the two.
+    assert len([k for k in claimed if k[0] == "container"]) == 12
+    assert len([k for k in claimed if k[0] == "volume"]) == 12
+    history = bilge("history", "--json", "--limit", "500").json()
+    removed = [(e["kind"], e["object_id"]) for e in history["entries"] if e["outcome"] == "removed"]
+    assert len(removed) == len(set(removed))
+
+
+def test_the_next_run_settles_what_a_killed_run_left_open(engine: Sandbox, tmp_path: Path) -> None:
+    stays = run_container(engine, name="stays")
+    went = run_container(engine, name="went")
+    engine.docker("rm", went)
+    bilge = make_bilge(engine, tmp_path)
+    store = StateStore(bilge.state_dir)
+    store.run = "bilge-host-that-died:1:1"  # another machine's run, long dead by now
+    store.record_attempts(
+        engine.host,
+        [
+            Action(Kind.CONTAINER, cid, name, "r", 0, "", "fp")
+            for cid, name in ((stays, "stays"), (went, "went"))
+        ],
+    )
+    store.close()
+    db = sqlite3.connect(bilge.state_dir / "bilge.db")
+    db.execute("UPDATE audit SET at = '2020-01-01T00:00:00+00:00'")
+    db.commit()
+    db.close()
+    assert bilge("status").code == 0
+    entries = {e["name"]: e for e in bilge("history", "--json").json()["entries"]}
+    assert entries["went"]["outcome"] == "removed"
+    assert entries["stays"]["outcome"] == "skipped"
+    assert entries["stays"]["detail"].startswith("not removed: the run that attempted it stopped")
+    assert exists(engine, "container", "stays")

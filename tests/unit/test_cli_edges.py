@@ -39,3 +39,55 @@ def test_a_metrics_address_out_of_range_is_bad_usage(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, done.stderr
         assert "--metrics-addr" in done.stderr
+
+
+def test_an_error_line_shows_control_characters_escaped(tmp_path: Path) -> None:
+    # An engine that refuses with a message meant for the terminal, not for bilge.
+    from deadline_peers import Peer, head
+
+    def refuse(conn: object, stop: object) -> None:
+        body = b'{"message": "no\\u001b]0;pwned\\u0007\\u001b[2J\\rway"}'
+        conn.sendall(head("500 Internal Server Error", f"Content-Length: {len(body)}") + body)  # type: ignore[attr-defined]
+
+    peer = Peer({"/version": refuse}, str(tmp_path / "engine.sock"))
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bilge",
+                "-H",
+                peer.host,
+                "--state-dir",
+                str(tmp_path / "s"),
+                "status",
+            ],
+            capture_output=True,
+            check=False,
+        )
+    finally:
+        peer.close()
+    assert done.returncode == 1
+    err = done.stderr.decode()
+    assert err.startswith("bilge: error:") and err.count("\n") == 1
+    assert not any(c in err for c in "\x1b\x07\r")
+    assert "\\x1b]0;pwned\\x07" in err
+
+
+def test_the_policy_sets_the_engine_deadline(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from deadline_peers import Peer, answer
+
+    from bilge import commands
+    from bilge.engine import DockerEngine
+    from bilge.policy import EnginePolicy, Policy
+
+    peer = Peer({"/version": answer(b'{"ApiVersion": "1.41"}')}, str(tmp_path / "engine.sock"))
+    try:
+        policy = Policy(engine=EnginePolicy(request_timeout=timedelta(seconds=7)))
+        ctx = commands.Context(peer.host, policy, tmp_path / "state")
+        engine = ctx.engine
+        assert isinstance(engine, DockerEngine) and engine.timeout == 7
+    finally:
+        peer.close()
