@@ -29,6 +29,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bilge.config.policy import DEFAULT_POLICY
 from bilge.model import (
     BuildCacheRecord,
     Container,
@@ -40,8 +41,7 @@ from bilge.model import (
     Volume,
     VolumeContents,
 )
-from bilge.planner import plan
-from bilge.policy import DEFAULT_POLICY
+from bilge.planner.core import plan
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 _ENGINE = EngineInfo("unix:///synthetic.sock", "1.41", "20.10", "/var/lib/docker", "overlay2", True)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bilge.datafiles import scan_dir
+from bilge.collect.datafiles import scan_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bilge.apply import apply
-from bilge.collect import collect, statvfs
-from bilge.doctor import Finding, diagnose
-from bilge.engine import DEFAULT_CONCURRENCY, TIMEOUT_SECONDS, DockerEngine, Engine
+from bilge.applier.core import apply
+from bilge.applier.outcomes import settlement
+from bilge.applier.saved import narrow_saved
+from bilge.collect.prefetch import Prefetch
+from bilge.collect.snapshot import collect, statvfs
+from bilge.config.policy import Policy
+from bilge.engine.docker import DEFAULT_CONCURRENCY, TIMEOUT_SECONDS, DockerEngine, Engine
 from bilge.errors import PlanFileError
-from bilge.lastuse import used_now, with_last_use
+from bilge.guard.lastuse import used_now, with_last_use
 from bilge.model import (
     ActionOutcome,
     AuditEntry,
@@ -25,15 +28,12 @@ from bilge.model import (
     Snapshot,
     UsageSample,
 )
-from bilge.outcomes import settlement
-from bilge.planner import plan as make_plan
-from bilge.policy import Policy
-from bilge.prefetch import Prefetch
+from bilge.planner.core import plan as make_plan
+from bilge.planner.doctor import Finding, diagnose
 from bilge.report.json import plan_from_json
 from bilge.safejson import loads_json
-from bilge.saved_plan import narrow_saved
-from bilge.state import StateStore
-from bilge.state_records import Record
+from bilge.state.records import Record
+from bilge.state.store import StateStore
 
 
 @dataclass

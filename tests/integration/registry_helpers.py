@@ -604,7 +604,7 @@ def days_ago(days: float) -> datetime:
 class BilgeRegistry:
     """`bilge` with a policy file, a state dir and a Docker config of the test's own.
 
-    It runs in this process (`bilge.cli.main`, output captured), since starting
+    It runs in this process (`bilge.cli.entry.main`, output captured), since starting
     Python and importing bilge takes most of a second on a small machine; with
     `process=True` it runs as a user runs it, `python -m bilge` in a process of its own.
     """

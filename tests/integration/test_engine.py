@@ -11,14 +11,13 @@ from datetime import UTC, datetime
 import pytest
 from helpers import Sandbox, build_image, make_volume, run_container
 
-from bilge import buildkit
-from bilge.collect import collect
-from bilge.engine import DockerEngine
+from bilge.collect.prefetch import Prefetch
+from bilge.collect.snapshot import collect
+from bilge.engine.docker import DockerEngine, buildkit
+from bilge.engine.transport import SdkHTTP, UnixHTTP
 from bilge.errors import EngineUnreachable, ObjectConflict, ObjectGone
 from bilge.model import Snapshot, VolumeContents
-from bilge.prefetch import Prefetch
 from bilge.timeparse import parse_time
-from bilge.transport import SdkHTTP, UnixHTTP
 
 TRANSPORTS = ["stdlib", "docker-py"]
 

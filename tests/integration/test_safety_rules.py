@@ -13,10 +13,10 @@ from pathlib import Path
 from bilge_cli import exists, make_bilge
 from helpers import BASE_IMAGE, Sandbox, build_image, make_volume, run_container
 
-from bilge import apply as apply_module
 from bilge import commands
+from bilge.applier import core as apply_module
+from bilge.config.policy import parse_policy
 from bilge.model import Result
-from bilge.policy import parse_policy
 
 
 def volumes_of(sb: Sandbox, container: str) -> list[str]:

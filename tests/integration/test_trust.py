@@ -19,7 +19,7 @@ from bilge_cli import ZERO_GRACE, exists, make_bilge
 from helpers import BASE_IMAGE, Sandbox, make_volume, run_container
 
 from bilge.model import Action, Kind
-from bilge.state import StateStore
+from bilge.state.store import StateStore
 
 NAMED = ZERO_GRACE.replace("named_after", "named = true\nnamed_after")
 

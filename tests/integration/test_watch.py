@@ -22,7 +22,7 @@ import pytest
 from bilge_cli import ZERO_GRACE, exists, make_bilge
 from helpers import Sandbox, build_image, make_dangling, run_container
 
-from bilge.state import StateStore
+from bilge.state.store import StateStore
 
 
 def _free_port() -> int:

@@ -19,6 +19,16 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
+from bilge.config.policy import (
+    BuildCachePolicy,
+    ContainersPolicy,
+    ImagesPolicy,
+    LogsPolicy,
+    NetworksPolicy,
+    OrphansPolicy,
+    Policy,
+    VolumesPolicy,
+)
 from bilge.model import (
     BuildCacheRecord,
     Container,
@@ -31,16 +41,6 @@ from bilge.model import (
     Snapshot,
     Volume,
     VolumeContents,
-)
-from bilge.policy import (
-    BuildCachePolicy,
-    ContainersPolicy,
-    ImagesPolicy,
-    LogsPolicy,
-    NetworksPolicy,
-    OrphansPolicy,
-    Policy,
-    VolumesPolicy,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -12,12 +12,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from bilge.alerts import Alert, AlertError, Webhook, url_problem
+from bilge.config.policy import DEFAULT_POLICY
 from bilge.errors import ConfigError
-from bilge.metrics import _reason_class
+from bilge.guard.alerts import Alert, AlertError, Webhook, url_problem
+from bilge.guard.loop import Guard, Log, WatchOptions, _Host
+from bilge.guard.metrics import _reason_class
 from bilge.model import Filesystem
-from bilge.policy import DEFAULT_POLICY
-from bilge.watch import Guard, Log, WatchOptions, _Host
 
 SECRET = "/services/T000/B000/very-secret-token"
 ALERT = Alert("high", "unix:///run/docker.sock", "disk 91% full", {"used_ratio": 0.91})

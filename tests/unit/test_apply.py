@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from fake_engine import FakeEngine
 
-from bilge.apply import apply
+from bilge.applier.core import apply
+from bilge.applier.saved import narrow_saved
 from bilge.errors import PlanFileError, StateError
 from bilge.model import Action, ActionOutcome, EngineInfo, Kept, Kind, Plan, Result, Snapshot
-from bilge.saved_plan import narrow_saved
-from bilge.state import StateStore
+from bilge.state.store import StateStore
 
 PLANNED = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

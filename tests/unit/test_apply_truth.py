@@ -9,10 +9,10 @@ from pathlib import Path
 from fake_engine import FakeEngine
 from test_apply import Events, action, container
 
-from bilge.apply import apply
+from bilge.applier.core import apply
 from bilge.errors import EngineError, EngineUnreachable
 from bilge.model import Action, Kind, Plan, Result
-from bilge.state import StateStore
+from bilge.state.store import StateStore
 
 PLANNED = datetime(2026, 1, 1, 12, tzinfo=UTC)
 ANON = "a" * 64

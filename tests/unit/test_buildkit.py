@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from bilge.buildkit import BuildKitError, _fields, _message, _record
+from bilge.engine.buildkit import BuildKitError, _fields, _message, _record
 from bilge.timeparse import parse_time
 
 

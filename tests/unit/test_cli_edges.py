@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bilge.model import Action, Kind
-from bilge.state import StateStore
+from bilge.state.store import StateStore
 
 
 def test_a_closed_pipe_is_a_quiet_end(tmp_path: Path) -> None:
@@ -80,8 +80,8 @@ def test_the_policy_sets_the_engine_deadline(tmp_path: Path) -> None:
     from deadline_peers import Peer, answer
 
     from bilge import commands
-    from bilge.engine import DockerEngine
-    from bilge.policy import EnginePolicy, Policy
+    from bilge.config.policy import EnginePolicy, Policy
+    from bilge.engine.docker import DockerEngine
 
     peer = Peer({"/version": answer(b'{"ApiVersion": "1.41"}')}, str(tmp_path / "engine.sock"))
     try:

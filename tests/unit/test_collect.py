@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fake_engine import FakeEngine
 
-from bilge.collect import collect
+from bilge.collect.snapshot import collect
 from bilge.errors import EngineError
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)

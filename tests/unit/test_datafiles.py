@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bilge.datafiles import RULES, DirScan, match_markers, scan_dir
+from bilge.collect.datafiles import RULES, DirScan, match_markers, scan_dir
 
 SQLITE_HEADER = b"SQLite format 3\x00" + bytes(84)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bilge.dataroot import DataRoot, layer_references, orphaned_layers, usage
+from bilge.collect.dataroot import DataRoot, layer_references, orphaned_layers, usage
 
 CID = "c" * 64
 MOUNT = "m" * 64

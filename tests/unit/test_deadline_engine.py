@@ -25,10 +25,10 @@ from deadline_peers import (
     never,
 )
 
-from bilge.engine import DockerEngine
+from bilge.engine.docker import DockerEngine
+from bilge.engine.sdkhttp import SdkHTTP
+from bilge.engine.transport import TcpHTTP, UnixHTTP
 from bilge.errors import EngineError
-from bilge.sdkhttp import SdkHTTP
-from bilge.transport import TcpHTTP, UnixHTTP
 
 VERSION = answer(json.dumps({"ApiVersion": "1.41"}).encode())
 LIST = "/v1.41/containers/json"

@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bilge.cli import build_parser
-from bilge.policy import parse_policy
+from bilge.cli.entry import build_parser
+from bilge.config.policy import parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

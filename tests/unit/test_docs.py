@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bilge.cli import build_parser
+from bilge.cli.entry import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

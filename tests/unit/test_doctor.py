@@ -17,10 +17,10 @@ from snapshots import (
     volume,
 )
 
-from bilge.doctor import Finding, Severity, diagnose
+from bilge.config.policy import DEFAULT_POLICY, Policy, parse_policy
 from bilge.model import Container, Filesystem, OrphanDir, Snapshot, UsageSample
-from bilge.planner import plan
-from bilge.policy import DEFAULT_POLICY, Policy, parse_policy
+from bilge.planner.core import plan
+from bilge.planner.doctor import Finding, Severity, diagnose
 
 GB = 1000**3
 MB = 1000**2

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 from snapshots import NOW, ago, cache, container, image, snapshot, volume
 
-from bilge.eviction import Target, above, select, target
+from bilge.config.policy import parse_policy
 from bilge.model import Filesystem, Kind, Snapshot
-from bilge.planner import plan
-from bilge.policy import parse_policy
+from bilge.planner.core import plan
+from bilge.planner.eviction import Target, above, select, target
 
 MB = 1000**2
 ZERO = parse_policy(

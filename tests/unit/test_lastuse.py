@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from snapshots import NOW, ago, container, image, snapshot
 
-from bilge.lastuse import interpret, used_now, with_last_use
-from bilge.planner import plan
-from bilge.policy import parse_policy
+from bilge.config.policy import parse_policy
+from bilge.guard.lastuse import interpret, used_now, with_last_use
+from bilge.planner.core import plan
 
 T = 1_700_000_000
 NO_KEEP_RECENT = parse_policy("[images]\nkeep_recent = 0\n", "t")

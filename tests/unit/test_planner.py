@@ -25,17 +25,17 @@ from snapshots import (
     volume,
 )
 
-import bilge.planner
-import bilge.reclaim
-from bilge.model import Kind, Plan, Snapshot
-from bilge.planner import PRECONDITIONS, plan
-from bilge.policy import (
+import bilge.planner.core
+import bilge.planner.reclaim
+from bilge.config.policy import (
     BuildCachePolicy,
     ContainersPolicy,
     ImagesPolicy,
     Policy,
     VolumesPolicy,
 )
+from bilge.model import Kind, Plan, Snapshot
+from bilge.planner.core import PRECONDITIONS, plan
 
 DEFAULT = Policy()
 NAMED = Policy(volumes=VolumesPolicy(named=True))
@@ -774,7 +774,7 @@ def test_plan_uses_the_given_now_not_the_clock() -> None:
     )
 
 
-@pytest.mark.parametrize("module", [bilge.planner, bilge.reclaim])
+@pytest.mark.parametrize("module", [bilge.planner.core, bilge.planner.reclaim])
 def test_planner_imports_nothing_that_does_io(module: ModuleType) -> None:
     tree = ast.parse(inspect.getsource(module))
     imported = {
@@ -794,7 +794,12 @@ def test_planner_imports_nothing_that_does_io(module: ModuleType) -> None:
         "gc",  # the cycle collector paused while planning: no I/O, no clock
         "typing",
     }
-    assert imported <= pure | {"bilge.model", "bilge.policy", "bilge.units", "bilge.reclaim"}
+    assert imported <= pure | {
+        "bilge.model",
+        "bilge.config.policy",
+        "bilge.config.units",
+        "bilge.planner.reclaim",
+    }
     assert ".now(" not in inspect.getsource(module)
 
 
@@ -833,13 +838,13 @@ def test_planning_resumes_the_cycle_collector_and_leaves_it_off_if_it_was() -> N
 
 def test_the_cycle_collector_is_paused_while_planning(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[bool] = []
-    real = bilge.planner._containers
+    real = bilge.planner.core._containers
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(gc.isenabled())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bilge.planner, "_containers", spy)
+    monkeypatch.setattr(bilge.planner.core, "_containers", spy)
     plan(snapshot(containers=[container("web-1", finished=ago(days=3))]), DEFAULT, NOW)
     assert seen == [False]
     assert gc.isenabled()

@@ -13,10 +13,10 @@ from fnmatch import fnmatchcase
 from hypothesis import HealthCheck, given, settings
 from snapshots import NOW, policies, snapshots
 
-from bilge.eviction import Target, select
+from bilge.config.policy import Policy
 from bilge.model import Kind, Plan, Snapshot
-from bilge.planner import plan
-from bilge.policy import Policy
+from bilge.planner.core import plan
+from bilge.planner.eviction import Target, select
 
 Property = Callable[[Snapshot, Policy, Plan], None]
 

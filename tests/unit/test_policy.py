@@ -8,12 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from bilge import configfile
-from bilge import policy as policy_module
 from bilge.cli import main
-from bilge.configfile import find_config, named_volumes_kept
-from bilge.errors import ConfigError
-from bilge.policy import (
+from bilge.config import locate as configfile
+from bilge.config import policy as policy_module
+from bilge.config.locate import find_config, named_volumes_kept
+from bilge.config.policy import (
     DEFAULT_POLICY,
     ImagesPolicy,
     Policy,
@@ -23,6 +22,7 @@ from bilge.policy import (
     parse_policy,
     policy_to_toml,
 )
+from bilge.errors import ConfigError
 
 # The example from DESIGN.md, "Policy (bilge.toml)", verbatim.
 DESIGN_EXAMPLE = """\

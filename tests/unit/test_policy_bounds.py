@@ -13,11 +13,11 @@ from pydantic import ValidationError
 from snapshots import snapshots
 
 from bilge.cli import main
+from bilge.config.policy import DEFAULT_POLICY, EnginePolicy, Policy, WatchPolicy, parse_policy
+from bilge.config.units import MAX_DURATION, MAX_SIZE
 from bilge.errors import EXIT_USAGE, ConfigError
-from bilge.planner import plan
-from bilge.policy import DEFAULT_POLICY, EnginePolicy, Policy, WatchPolicy, parse_policy
+from bilge.planner.core import plan
 from bilge.registry.policy import RegistryConfig
-from bilge.units import MAX_DURATION, MAX_SIZE
 
 SOURCE = "/etc/bilge/bilge.toml"
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bilge.config.policy import DEFAULT_POLICY, Policy, parse_policy, policy_to_toml
 from bilge.errors import ConfigError
-from bilge.policy import DEFAULT_POLICY, Policy, parse_policy, policy_to_toml
 from bilge.registry.policy import RegistryConfig, RegistryGc, RegistryRule, is_loopback
 
 EXAMPLE = """

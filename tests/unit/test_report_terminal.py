@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
-from bilge.doctor import Finding, Severity
 from bilge.model import (
     Action,
     ActionOutcome,
@@ -24,6 +23,7 @@ from bilge.model import (
     Volume,
     VolumeContents,
 )
+from bilge.planner.doctor import Finding, Severity
 from bilge.report import interactive
 from bilge.report.terminal import (
     ACTION_ROWS,

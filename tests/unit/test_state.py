@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from bilge import state
 from bilge.errors import StateError
 from bilge.model import Action, Filesystem, Kind, Result
-from bilge.state import StateStore
+from bilge.state import store as state
+from bilge.state.store import StateStore
 
 ACTION = Action(Kind.VOLUME, "v1", "v1", "unreferenced", 42, "no container mounts it", "fp")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bilge.model import Action, Filesystem, Kind, Result
-from bilge.state import StateStore
+from bilge.state.store import StateStore
 
 Filler = Callable[[Path], Callable[[], None]]
 

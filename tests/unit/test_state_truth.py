@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 from fake_engine import FakeEngine
 
-from bilge import cli, commands
+from bilge import commands
+from bilge.cli import entry as cli
+from bilge.config.policy import Policy
 from bilge.errors import EngineUnreachable, StateError
 from bilge.model import Action, EngineInfo, Kind, Result, Snapshot
-from bilge.policy import Policy
-from bilge.state import StateStore
-from bilge.state_records import AttemptRecord, OutcomeRecord, SampleRecord, is_audit, lost_line
-from bilge.state_runs import current_run, run_alive
+from bilge.state.records import AttemptRecord, OutcomeRecord, SampleRecord, is_audit, lost_line
+from bilge.state.runs import current_run, run_alive
+from bilge.state.store import StateStore
 
 HOST = "unix:///fake/docker.sock"
 DEAD_RUN = "nowhere-else:1:1"

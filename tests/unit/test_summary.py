@@ -14,7 +14,7 @@ from bilge.model import (
     Volume,
     VolumeContents,
 )
-from bilge.summary import KindUsage, SizedObject, image_bytes, largest, usage_by_kind
+from bilge.planner.summary import KindUsage, SizedObject, image_bytes, largest, usage_by_kind
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ENGINE = EngineInfo("unix:///d.sock", "1.41", "20.10.24", "/var/lib/docker", "overlay2", True)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bilge.engine import DockerEngine
+from bilge.engine.docker import DockerEngine
+from bilge.engine.transport import UnixHTTP
 from bilge.errors import EngineError, EngineUnreachable, ObjectConflict, ObjectGone
-from bilge.transport import UnixHTTP
 
 #: path -> (status, body); "/version" answers like dockerd 20.10.
 Answers = dict[str, tuple[int, bytes]]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bilge.units import (
+from bilge.config.units import (
     MAX_DURATION,
     MAX_SIZE,
     duration_text,

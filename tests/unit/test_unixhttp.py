@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from bilge.engine.transport import UnixHTTP
+from bilge.engine.unixhttp import Connection, Disconnected, ProtocolError
 from bilge.errors import EngineUnreachable
-from bilge.transport import UnixHTTP
-from bilge.unixhttp import Connection, Disconnected, ProtocolError
 
 
 class Scripted:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bilge.metrics import Metrics
-from bilge.policy import parse_policy
-from bilge.state import StateStore
-from bilge.watch import Guard, Log, WatchOptions
+from bilge.config.policy import parse_policy
+from bilge.guard.loop import Guard, Log, WatchOptions
+from bilge.guard.metrics import Metrics
+from bilge.state.store import StateStore
 
 EVIL = "evil\x1b]0;pwned\x07\x1b[2J\r\x9b31m\u202egnp.exe\n2026-01-01T00:00:00Z info forged"
 RAW = ("\x1b", "\x07", "\r", "\x9b", "\u202e")

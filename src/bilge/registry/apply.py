@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
 
-from bilge.apply import AuditLog
+from bilge.applier.core import AuditLog
 from bilge.errors import StateError
 from bilge.model import Action, Kind, Result
 from bilge.registry.client import RegistryClient

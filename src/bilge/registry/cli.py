@@ -1,6 +1,6 @@
 """`bilge registry plan | apply | gc`: the parser only.
 
-Imported by bilge.cli whenever bilge starts, so it imports nothing heavy:
+Imported by bilge.cli.entry whenever bilge starts, so it imports nothing heavy:
 httpx, pydantic and rich are loaded by the handler, once the arguments are good.
 """
 

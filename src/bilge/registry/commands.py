@@ -8,7 +8,8 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bilge.apply import AuditLog
+from bilge.applier.core import AuditLog
+from bilge.config.units import format_size
 from bilge.errors import ConfigError, PlanFileError, StateError, UsageError
 from bilge.model import Action, Kind, Result
 from bilge.registry import planner
@@ -19,7 +20,6 @@ from bilge.registry.document import plan_from_json
 from bilge.registry.gc import GcReport, run_gc
 from bilge.registry.model import DeletionOutcome, RegistryOutcome, RegistryPlan
 from bilge.registry.policy import Registries, RegistryConfig
-from bilge.units import format_size
 
 
 def select(registries: Registries, wanted: Sequence[str]) -> Registries:

@@ -1,9 +1,9 @@
 """`bilge registry ...` as the CLI shows it: run, render, exit code.
 
-bilge.handlers calls `run` once the arguments are good; like the engine
+bilge.cli.handlers calls `run` once the arguments are good; like the engine
 commands, the work happens in commands.py and only this module renders.
 httpx (commands.py) and rich (report.py) are imported only when a registry
-command runs, not whenever bilge.handlers is loaded.
+command runs, not whenever bilge.cli.handlers is loaded.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from bilge import commands as core
+from bilge.config.units import format_size
 from bilge.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from bilge.model import Result
 from bilge.registry.policy import Registries
-from bilge.units import format_size
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bilge.config.units import duration_text, format_duration
 from bilge.registry.model import (
     REFERRER_TAG_RE,
     Deletion,
@@ -35,7 +36,6 @@ from bilge.registry.model import (
 )
 from bilge.registry.policy import RegistryConfig, RegistryRule
 from bilge.registry.versions import version_key
-from bilge.units import duration_text, format_duration
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 

@@ -13,8 +13,8 @@
     systemd_unit = "docker-registry.service"
 
 Like the rest of the policy: frozen, unknown keys forbidden, and every error
-one line naming the key (bilge.policy turns pydantic's errors into that line).
-This module does not import bilge.policy, which imports it.
+one line naming the key (bilge.config.policy turns pydantic's errors into that line).
+This module does not import bilge.config.policy, which imports it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from bilge.policy_bounds import DAY, SECOND, Count, Deadline, Duration, within
+from bilge.config.bounds import DAY, SECOND, Count, Deadline, Duration, within
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 

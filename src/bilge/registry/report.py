@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bilge.config.units import format_size
 from bilge.model import Result
 from bilge.registry.gc import GcReport
 from bilge.registry.model import Deletion, KeptTag, RegistryOutcome, RegistryPlan
 from bilge.report.literal import literal
-from bilge.units import format_size
 
 #: Above this many kept tags, --explain groups them by reason.
 KEPT_ROWS = 60

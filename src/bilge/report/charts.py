@@ -13,7 +13,7 @@ from itertools import pairwise
 from rich.table import Table
 from rich.text import Text
 
-from bilge.units import format_size
+from bilge.config.units import format_size
 
 BAR_WIDTH = 40
 SPARK_WIDTH = 60

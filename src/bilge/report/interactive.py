@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bilge.config.units import format_size
 from bilge.errors import UsageError
 from bilge.model import ActionOutcome, Plan
 from bilge.report import terminal
 from bilge.report.console import out
 from bilge.report.literal import literal
 from bilge.report.text import printable
-from bilge.units import format_size
 
 __all__ = ["confirm", "out", "progress", "reading"]
 

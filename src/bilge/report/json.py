@@ -18,7 +18,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import NoReturn
 
-from bilge.doctor import Finding
 from bilge.errors import PlanFileError
 from bilge.model import (
     Action,
@@ -32,7 +31,8 @@ from bilge.model import (
     Snapshot,
     UsageSample,
 )
-from bilge.summary import largest, usage_by_kind
+from bilge.planner.doctor import Finding
+from bilge.planner.summary import largest, usage_by_kind
 
 SCHEMA = 1
 

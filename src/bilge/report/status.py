@@ -15,12 +15,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bilge.doctor import Finding
+from bilge.config.units import format_size
 from bilge.model import EngineInfo, Filesystem, Plan, Snapshot
+from bilge.planner.doctor import Finding
+from bilge.planner.summary import KindUsage, SizedObject, largest, usage_by_kind
 from bilge.report.charts import gauge, percent, usage_chart
 from bilge.report.literal import literal
-from bilge.summary import KindUsage, SizedObject, largest, usage_by_kind
-from bilge.units import format_size
 
 # -- status ------------------------------------------------------------------
 

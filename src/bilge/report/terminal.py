@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bilge.config.units import format_duration, format_size
 from bilge.model import (
     Action,
     ActionOutcome,
@@ -30,7 +31,6 @@ from bilge.model import (
 from bilge.report.charts import bar, gauge, level_style, sparkline
 from bilge.report.literal import literal
 from bilge.report.status import render_doctor, render_status
-from bilge.units import format_duration, format_size
 
 #: The renderers the CLI calls, whichever module draws them.
 __all__ = [

@@ -27,7 +27,7 @@ from pathlib import Path
 from bilge import __version__
 from bilge.errors import StateError
 from bilge.model import Action, AuditEntry, Filesystem, Kind, Result, UsageSample
-from bilge.state_records import (
+from bilge.state.records import (
     AttemptRecord,
     ImageGoneRecord,
     ImageUseRecord,
@@ -36,7 +36,7 @@ from bilge.state_records import (
     Row,
     SampleRecord,
 )
-from bilge.state_runs import current_run, run_alive
+from bilge.state.runs import current_run, run_alive
 
 DB_NAME = "bilge.db"
 

@@ -17,16 +17,16 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from bilge import commands
-from bilge.configfile import find_config
+from bilge.collect.prefetch import Prefetch
+from bilge.config.locate import find_config
+from bilge.config.policy import Policy, load_policy, with_orphans
 from bilge.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from bilge.model import ActionOutcome, Outcome, Plan, Result
-from bilge.policy import Policy, load_policy, with_orphans
-from bilge.prefetch import Prefetch
 from bilge.registry import handler as registry
 from bilge.report import json as jsonreport
 from bilge.report.text import printable
-from bilge.state import default_state_dir
-from bilge.state_records import Record, is_audit, lost_line
+from bilge.state.records import Record, is_audit, lost_line
+from bilge.state.store import default_state_dir
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -70,9 +70,9 @@ def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -
 
 def _watch(args: argparse.Namespace, hosts: list[str], policy: Policy, state_dir: Path) -> int:
     """The guard watches every host at once, until stopped."""
-    from bilge import watch
-    from bilge.alerts import Webhook
-    from bilge.state import StateStore
+    from bilge.guard import loop as watch
+    from bilge.guard.alerts import Webhook
+    from bilge.state.store import StateStore
 
     options = watch.WatchOptions.from_args(args)
     # A bad $BILGE_WEBHOOK_URL is a config error before anything is created.

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from bilge.config.policy import Policy
+from bilge.config.units import duration_text, format_duration, format_size
 from bilge.model import Action, Container, Kept, Kind, OrphanDir
-from bilge.policy import Policy
-from bilge.units import duration_text, format_duration, format_size
 
 LOG_PRECONDITION = "the container still exists and logs with json-file to this file"
 ORPHAN_PRECONDITION = "still referenced by nothing, unchanged, and nothing mounted in it"

@@ -3,12 +3,12 @@ side of lastuse.py.
 
 An event names a container or an image by reference; the state store keeps
 last-use times by image id, and a parent image (of a local build) is used
-whenever a child is. Kept out of watch.py, which runs the guard's loop.
+whenever a child is. Kept out of loop.py, which runs the guard's loop.
 """
 
 from __future__ import annotations
 
-from bilge.engine import Engine
+from bilge.engine.docker import Engine
 from bilge.errors import EngineError, ObjectGone
 
 PARENT_DEPTH = 32

@@ -13,8 +13,8 @@ from __future__ import annotations
 import ctypes
 import os
 
-from bilge.collect import statvfs
-from bilge.engine import Engine
+from bilge.collect.snapshot import statvfs
+from bilge.engine.docker import Engine
 from bilge.errors import EngineError, ObjectGone
 from bilge.model import AuditEntry, Filesystem, Kind, Result
 

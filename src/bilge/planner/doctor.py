@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bilge.config.policy import Policy
+from bilge.config.units import duration_text, format_size
 from bilge.model import Container, Kind, Plan, Snapshot, UsageSample
-from bilge.policy import Policy
-from bilge.summary import largest, usage_by_kind
-from bilge.units import duration_text, format_size
+from bilge.planner.summary import largest, usage_by_kind
 
 #: Usage at which the data-root is critical whatever the watermarks say.
 CRITICAL_RATIO = 0.95

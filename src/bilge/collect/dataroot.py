@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bilge.datafiles import DirScan, scan_dir
+from bilge.collect.datafiles import DirScan, scan_dir
 from bilge.safejson import loads_json
 from bilge.timeparse import parse_time
 

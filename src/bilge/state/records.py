@@ -1,6 +1,6 @@
 """The records the state store writes: each knows its SQL and its parameters.
 
-Kept in memory in this shape while the disk is full (state.py), and written
+Kept in memory in this shape while the disk is full (store.py), and written
 in order once space is back.
 """
 

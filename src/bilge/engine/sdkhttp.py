@@ -17,15 +17,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from bilge.errors import EngineError, EngineUnreachable
-from bilge.safejson import loads_json
-from bilge.transport import (
+from bilge.engine.transport import (
     EVENTS_IDLE_SECONDS,
     MAX_ANSWER_BYTES,
     REQUEST_TIMEOUT_SECONDS,
     Params,
     Stream,
 )
+from bilge.errors import EngineError, EngineUnreachable
+from bilge.safejson import loads_json
 
 PIECE = 1 << 16
 
@@ -52,7 +52,7 @@ class SdkHTTP:
         self.events_idle = events_idle
         tls = _tls_from_env(docker) if host.startswith(("tcp://", "https://")) else {}
         try:
-            # The version is ours to negotiate (engine.py): pin one for the client.
+            # The version is ours to negotiate (docker.py): pin one for the client.
             self._api: Any = docker.APIClient(
                 base_url=host, version="1.41", timeout=timeout, max_pool_size=pool_size, **tls
             )

@@ -28,22 +28,23 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from bilge import commands, eviction
-from bilge.alerts import Alert, AlertError, Webhook
-from bilge.apply import apply
-from bilge.collect import statvfs
-from bilge.engine import DockerEngine, Engine, EventStream
+from bilge import commands
+from bilge.applier.core import apply
+from bilge.collect.snapshot import statvfs
+from bilge.config.policy import Policy
+from bilge.config.units import duration_text, format_percent, format_size
+from bilge.engine.docker import DockerEngine, Engine, EventStream
 from bilge.errors import EXIT_OK, BilgeError, EngineError, StateError
-from bilge.guardlog import Log
-from bilge.imageuse import image_id, with_parents
-from bilge.lastuse import interpret
-from bilge.metrics import Metrics
+from bilge.guard.alerts import Alert, AlertError, Webhook
+from bilge.guard.imageuse import image_id, with_parents
+from bilge.guard.lastuse import interpret
+from bilge.guard.log import Log
+from bilge.guard.metrics import Metrics
 from bilge.model import ActionOutcome, Filesystem, Plan, Snapshot
-from bilge.planner import plan as make_plan
-from bilge.policy import Policy
-from bilge.state import StateStore
-from bilge.summary import largest, usage_by_kind
-from bilge.units import duration_text, format_percent, format_size
+from bilge.planner import eviction
+from bilge.planner.core import plan as make_plan
+from bilge.planner.summary import largest, usage_by_kind
+from bilge.state.store import StateStore
 
 #: Rounds of plan-apply-measure in one eviction before giving up (shortfall).
 MAX_ROUNDS = 3

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bilge import __version__
-from bilge.configfile import find_config, named_volumes_kept
-from bilge.engine import DEFAULT_CONCURRENCY, resolve_host
+from bilge.collect.prefetch import Prefetch
+from bilge.config.locate import find_config, named_volumes_kept
+from bilge.engine.docker import DEFAULT_CONCURRENCY, resolve_host
 from bilge.errors import EXIT_ERROR, EXIT_OK, BilgeError, UsageError
-from bilge.prefetch import Prefetch
 from bilge.registry import cli as registry_cli
 from bilge.report.text import printable
 
@@ -212,7 +212,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in READS_DATA_ROOT:
         prefetch = Prefetch.start(hosts[0], skip_named=_plan_keeps_named_volumes(args))
     try:
-        from bilge import handlers
+        from bilge.cli import handlers
 
         return handlers.run(args, hosts, prefetch)
     finally:

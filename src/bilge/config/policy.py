@@ -34,9 +34,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from bilge.alerts import url_problem
-from bilge.errors import ConfigError
-from bilge.policy_bounds import (
+from bilge.config.bounds import (
     DAY,
     Address,
     Count,
@@ -47,8 +45,10 @@ from bilge.policy_bounds import (
     Render,
     Size,
 )
+from bilge.config.units import duration_text, format_percent
+from bilge.errors import ConfigError
+from bilge.guard.alerts import url_problem
 from bilge.registry.policy import Registries
-from bilge.units import duration_text, format_percent
 
 #: Validation context marking input read from a file, where bare numbers are
 #: refused as watermarks (85 and 0.85 both look plausible there).

@@ -23,17 +23,17 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bilge.dataroot import (
+from bilge.collect.dataroot import (
     ContainerFiles,
     DataRoot,
     VolumeScan,
     looks_anonymous,
 )
-from bilge.engine import DockerEngine
+from bilge.collect.listing import Listing, ListingThread
+from bilge.engine.docker import DockerEngine
+from bilge.engine.transport import UnixHTTP
 from bilge.errors import BilgeError
-from bilge.listing import Listing, ListingThread
 from bilge.safejson import loads_json
-from bilge.transport import UnixHTTP
 
 #: The child only asks the engine where its data-root is; a slow answer means
 #: a busy engine, and the parent's own reading is then as good.

@@ -15,7 +15,7 @@ engine and the request. The event stream has no deadline but notices an
 engine that stopped answering (`EVENTS_IDLE_SECONDS`).
 
 A transport only moves bytes: `request` returns the status and the body, and
-`engine.py` decides what a status means.
+`docker.py` decides what a status means.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
-from bilge.errors import EngineError, EngineUnreachable
-from bilge.unixhttp import (
+from bilge.engine.unixhttp import (
     Address,
     Connection,
     Disconnected,
@@ -39,6 +38,7 @@ from bilge.unixhttp import (
     TooLarge,
     Unanswered,
 )
+from bilge.errors import EngineError, EngineUnreachable
 
 Params = dict[str, str]
 
@@ -294,7 +294,7 @@ def open_transport(
     tls = bool(env.get("DOCKER_CERT_PATH")) or env.get("DOCKER_TLS_VERIFY") not in (None, "")
     if host.startswith("tcp://") and not tls:
         return TcpHTTP(host, timeout=timeout, max_answer=max_answer)
-    from bilge.sdkhttp import SdkHTTP  # loads requests and urllib3: only when needed
+    from bilge.engine.sdkhttp import SdkHTTP  # loads requests and urllib3: only when needed
 
     return SdkHTTP(host, timeout=timeout, pool_size=pool_size, max_answer=max_answer)
 
@@ -302,7 +302,7 @@ def open_transport(
 def __getattr__(name: str) -> Any:
     """`SdkHTTP` lives in sdkhttp.py (it loads docker-py); importable from here too."""
     if name == "SdkHTTP":
-        from bilge.sdkhttp import SdkHTTP
+        from bilge.engine.sdkhttp import SdkHTTP
 
         return SdkHTTP
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
 
-from bilge.units import (
+from bilge.config.units import (
     MAX_DURATION,
     duration_text,
     format_percent,

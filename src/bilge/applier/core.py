@@ -22,16 +22,17 @@ from itertools import groupby
 from pathlib import Path
 from typing import Protocol
 
-from bilge.collect import statvfs
-from bilge.datafiles import scan_dir
-from bilge.dataroot import (
+from bilge.applier.outcomes import freed_since, still_there
+from bilge.collect.datafiles import scan_dir
+from bilge.collect.dataroot import (
     DataRoot,
     looks_anonymous,
     orphan_modified,
     orphan_still_unused,
     remove_orphan,
 )
-from bilge.engine import DEFAULT_CONCURRENCY, Engine, JSONObject
+from bilge.collect.snapshot import statvfs
+from bilge.engine.docker import DEFAULT_CONCURRENCY, Engine, JSONObject
 from bilge.errors import (
     EngineError,
     ObjectConflict,
@@ -47,8 +48,7 @@ from bilge.model import (
     Plan,
     Result,
 )
-from bilge.outcomes import freed_since, still_there
-from bilge.reclaim import TRUNCATABLE_DRIVERS
+from bilge.planner.reclaim import TRUNCATABLE_DRIVERS
 from bilge.timeparse import parse_time
 
 REMOVABLE_CONTAINER_STATES = frozenset({"exited", "dead", "created"})

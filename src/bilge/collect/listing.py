@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bilge.dataroot import DataRoot
-from bilge.engine import DockerEngine, Engine, JSONObject
+from bilge.collect.dataroot import DataRoot
+from bilge.engine.docker import DockerEngine, Engine, JSONObject
 
 
 @dataclass(frozen=True)

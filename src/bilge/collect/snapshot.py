@@ -15,10 +15,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from bilge.dataroot import DataRoot, looks_anonymous, orphaned_layers
-from bilge.engine import Engine, JSONObject
+from bilge.collect.dataroot import DataRoot, looks_anonymous, orphaned_layers
+from bilge.collect.listing import list_engine
+from bilge.collect.prefetch import Prefetch
+from bilge.engine.docker import Engine, JSONObject
 from bilge.errors import EngineError
-from bilge.listing import list_engine
 from bilge.model import (
     BuildCacheRecord,
     Container,
@@ -32,7 +33,6 @@ from bilge.model import (
     Volume,
     VolumeContents,
 )
-from bilge.prefetch import Prefetch
 from bilge.timeparse import age_from_status, parse_time
 
 T = TypeVar("T")

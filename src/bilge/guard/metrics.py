@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from bilge.model import ActionOutcome, Filesystem, Result
-from bilge.summary import KindUsage
+from bilge.planner.summary import KindUsage
 
 
 class Metrics:

@@ -26,6 +26,8 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Protocol, TypeVar
 
+from bilge.config.policy import BuildCachePolicy, ImagesPolicy, Policy, VolumesPolicy
+from bilge.config.units import duration_text, format_duration, size_text
 from bilge.model import (
     Action,
     BuildCacheRecord,
@@ -38,11 +40,9 @@ from bilge.model import (
     Snapshot,
     Volume,
 )
-from bilge.policy import BuildCachePolicy, ImagesPolicy, Policy, VolumesPolicy
-from bilge.reclaim import LOG_PRECONDITION, ORPHAN_PRECONDITION
-from bilge.reclaim import logs as plan_logs
-from bilge.reclaim import orphans as plan_orphans
-from bilge.units import duration_text, format_duration, size_text
+from bilge.planner.reclaim import LOG_PRECONDITION, ORPHAN_PRECONDITION
+from bilge.planner.reclaim import logs as plan_logs
+from bilge.planner.reclaim import orphans as plan_orphans
 
 T = TypeVar("T")
 

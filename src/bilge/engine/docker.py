@@ -19,11 +19,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from bilge import buildkit
-from bilge.buildkit import BuildKitError
-from bilge.errors import EngineError, EngineUnreachable, ObjectConflict, ObjectGone
-from bilge.safejson import loads_json
-from bilge.transport import (
+from bilge.engine import buildkit
+from bilge.engine.buildkit import BuildKitError
+from bilge.engine.transport import (
     MAX_ANSWER_BYTES,
     REQUEST_TIMEOUT_SECONDS,
     Params,
@@ -33,6 +31,8 @@ from bilge.transport import (
     open_transport,
     quoted,
 )
+from bilge.errors import EngineError, EngineUnreachable, ObjectConflict, ObjectGone
+from bilge.safejson import loads_json
 
 JSONObject = dict[str, Any]
 T = TypeVar("T")
@@ -72,7 +72,7 @@ class Engine(Protocol):
 
 #: Parallel removals apply makes by default: best measured on a 2-core host
 #: against dockerd 20.10 (docs/benchmarks.md, removal concurrency: 16 requests
-#: were the fastest, or within 1 % of it, in every run). Here in engine.py, not
+#: were the fastest, or within 1 % of it, in every run). Here in docker.py, not
 #: in model.py: the command line needs it before anything heavy is loaded.
 DEFAULT_CONCURRENCY = 16
 
