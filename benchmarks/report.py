@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks.peers import bilge_name
 from benchmarks.sandbox import DOCKER
-from bilge.engine.docker import DEFAULT_CONCURRENCY
+from bilge.engine.base import DEFAULT_CONCURRENCY
 
 TIMES, DASH = "\u00d7", "\u2013"  # the signs the tables use
 

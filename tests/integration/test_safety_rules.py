@@ -13,10 +13,10 @@ from pathlib import Path
 from bilge_cli import exists, make_bilge
 from helpers import BASE_IMAGE, Sandbox, build_image, make_volume, run_container
 
-from bilge import commands
 from bilge.applier import core as apply_module
 from bilge.config.policy import parse_policy
 from bilge.model import Result
+from bilge.session import Session
 
 
 def volumes_of(sb: Sandbox, container: str) -> list[str]:
@@ -120,13 +120,13 @@ def test_a_container_started_between_plan_and_apply_is_not_removed(
 ) -> None:
     cid = run_container(engine, name="late", command="sleep 3600", state="created")
     bilge = make_bilge(engine, tmp_path)
-    ctx = commands.Context(bilge.sb.host, parse_policy(bilge.config.read_text(), "t"),
-                           bilge.state_dir)  # fmt: skip
-    status = commands.status(ctx)
+    ctx = Session(bilge.sb.host, parse_policy(bilge.config.read_text(), "t"),
+                  state_dir=bilge.state_dir)  # fmt: skip
+    status = ctx.status()
     assert [a.id for a in status.plan.actions if a.id == cid] == [cid]
 
     engine.docker("start", cid)
-    outcome = commands.run_apply(ctx, status.plan, status.snapshot)
+    outcome = ctx.apply(status.plan, status.snapshot)
     (result,) = [r for r in outcome.results if r.action.id == cid]
     assert result.result is Result.SKIPPED and "running" in result.detail
     assert exists(engine, "container", cid)
@@ -139,9 +139,9 @@ def test_rule2_without_force_the_engine_refuses_and_bilge_skips(
     removal: bilge never forces, and records a skip rather than an error."""
     cid = run_container(engine, name="racer", command="sleep 3600", state="created")
     bilge = make_bilge(engine, tmp_path)
-    ctx = commands.Context(bilge.sb.host, parse_policy(bilge.config.read_text(), "t"),
-                           bilge.state_dir)  # fmt: skip
-    status = commands.status(ctx)
+    ctx = Session(bilge.sb.host, parse_policy(bilge.config.read_text(), "t"),
+                  state_dir=bilge.state_dir)  # fmt: skip
+    status = ctx.status()
     engine.docker("start", cid)
 
     original = apply_module._Remover._container
@@ -151,7 +151,7 @@ def test_rule2_without_force_the_engine_refuses_and_bilge_skips(
 
     apply_module._Remover._container = no_recheck  # type: ignore[method-assign]
     try:
-        outcome = commands.run_apply(ctx, status.plan, status.snapshot)
+        outcome = ctx.apply(status.plan, status.snapshot)
     finally:
         apply_module._Remover._container = original  # type: ignore[method-assign]
     (result,) = [r for r in outcome.results if r.action.id == cid]

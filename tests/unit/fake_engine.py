@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bilge.engine.base import Capabilities
 from bilge.errors import EngineUnreachable, ObjectConflict, ObjectGone
 
 JSON = dict[str, Any]
@@ -44,6 +45,12 @@ class FakeEngine:
     def info(self) -> JSON:
         self._check()
         return self.info_doc
+
+    def capabilities(self) -> Capabilities:
+        # Like a local socket: whether the data-root is read depends on the path.
+        return Capabilities(
+            "docker", same_host=True, marks_anonymous_volumes=False, build_cache=True
+        )
 
     def containers(self, *, size: bool) -> list[JSON]:
         self._check()

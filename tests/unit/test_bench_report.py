@@ -7,7 +7,7 @@ from typing import Any
 from benchmarks import report
 from benchmarks.peers import bilge_name
 
-from bilge.engine.docker import DEFAULT_CONCURRENCY
+from bilge.engine.base import DEFAULT_CONCURRENCY
 
 
 def _tool(*seconds: float) -> dict[str, Any]:

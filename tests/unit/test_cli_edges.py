@@ -79,14 +79,14 @@ def test_the_policy_sets_the_engine_deadline(tmp_path: Path) -> None:
 
     from deadline_peers import Peer, answer
 
-    from bilge import commands
     from bilge.config.policy import EnginePolicy, Policy
     from bilge.engine.docker import DockerEngine
+    from bilge.session import Session
 
     peer = Peer({"/version": answer(b'{"ApiVersion": "1.41"}')}, str(tmp_path / "engine.sock"))
     try:
         policy = Policy(engine=EnginePolicy(request_timeout=timedelta(seconds=7)))
-        ctx = commands.Context(peer.host, policy, tmp_path / "state")
+        ctx = Session(peer.host, policy, state_dir=tmp_path / "state")
         engine = ctx.engine
         assert isinstance(engine, DockerEngine) and engine.timeout == 7
     finally:

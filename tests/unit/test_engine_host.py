@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bilge.engine.docker import DEFAULT_HOST, resolve_host
+from bilge.engine.hosts import DEFAULT_HOST, resolve_host
 from bilge.errors import EngineError
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from fake_engine import FakeEngine
 
-from bilge import commands
 from bilge.cli import entry as cli
 from bilge.config.policy import Policy
 from bilge.errors import EngineUnreachable, StateError
 from bilge.model import Action, EngineInfo, Kind, Result, Snapshot
+from bilge.session import Session
 from bilge.state.records import AttemptRecord, OutcomeRecord, SampleRecord, is_audit, lost_line
 from bilge.state.runs import current_run, run_alive
 from bilge.state.store import StateStore
@@ -76,13 +76,13 @@ def test_the_next_run_settles_open_attempts_by_asking_the_engine(tmp_path: Path)
     killed_run(tmp_path, "gone", "there")
     killed_run(tmp_path, "c-gone", kind=Kind.CONTAINER)
     engine = FakeEngine(volume_list=[{"Name": "there"}])
-    ctx = commands.Context(HOST, Policy(), tmp_path, engine_factory=lambda _h: engine)
+    ctx = Session(HOST, Policy(), state_dir=tmp_path, engine=engine)
     snap = Snapshot(
         taken_at=datetime.now(UTC),
         engine=EngineInfo(HOST, "1.41", "20.10", "/d", "overlay2", False),
     )
-    assert commands.settle_open_attempts(ctx, snap) == 3
-    assert commands.settle_open_attempts(ctx, snap) == 0  # once per host and store
+    assert ctx.settle_open_attempts(snap) == 3
+    assert ctx.settle_open_attempts(snap) == 0  # once per host and store
     ctx.close()
     entries = {e.object_id: (e.outcome, e.detail) for e in StateStore(tmp_path).audit()}
     stopped = "the run that attempted it stopped before its outcome"
@@ -100,12 +100,12 @@ def test_open_attempts_wait_while_the_engine_cannot_answer(tmp_path: Path) -> No
         def inspect_volume(self, name: str) -> dict:
             raise EngineUnreachable("cannot connect to the engine (fake)")
 
-    ctx = commands.Context(HOST, Policy(), tmp_path, engine_factory=lambda _h: Down())
+    ctx = Session(HOST, Policy(), state_dir=tmp_path, engine=Down())
     snap = Snapshot(
         taken_at=datetime.now(UTC),
         engine=EngineInfo(HOST, "1.41", "20.10", "/d", "overlay2", False),
     )
-    assert commands.settle_open_attempts(ctx, snap) == 0
+    assert ctx.settle_open_attempts(snap) == 0
     ctx.close()
     (entry,) = StateStore(tmp_path).audit()
     assert entry.outcome is None

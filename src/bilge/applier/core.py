@@ -32,7 +32,7 @@ from bilge.collect.dataroot import (
     remove_orphan,
 )
 from bilge.collect.snapshot import statvfs
-from bilge.engine.docker import DEFAULT_CONCURRENCY, Engine, JSONObject
+from bilge.engine.base import DEFAULT_CONCURRENCY, Engine, JSONObject
 from bilge.errors import (
     EngineError,
     ObjectConflict,

@@ -14,7 +14,7 @@ import ctypes
 import os
 
 from bilge.collect.snapshot import statvfs
-from bilge.engine.docker import Engine
+from bilge.engine.base import Engine
 from bilge.errors import EngineError, ObjectGone
 from bilge.model import AuditEntry, Filesystem, Kind, Result
 

@@ -1,4 +1,4 @@
-"""Command line: parse, hand over to handlers.py, and map errors to exit codes.
+"""Command line: parse, hand over to dispatch.py, and map errors to exit codes.
 
 This is the one place errors are caught and shown: one line on stderr,
 a traceback only with -v. It stays light to load: the rest of bilge is
@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from bilge import __version__
+from bilge.cli import apply, doctor, history, plan, status, watch
+from bilge.cli.common import Global
 from bilge.collect.prefetch import Prefetch
 from bilge.config.locate import find_config, named_volumes_kept
-from bilge.engine.docker import DEFAULT_CONCURRENCY, resolve_host
+from bilge.engine.hosts import resolve_host
 from bilge.errors import EXIT_ERROR, EXIT_OK, BilgeError, UsageError
 from bilge.registry import cli as registry_cli
 from bilge.report.text import printable
@@ -26,20 +27,8 @@ from bilge.report.text import printable
 #: Commands that read the engine's data-root (and so start a prefetch).
 READS_DATA_ROOT = frozenset({"status", "plan", "apply", "doctor"})
 
-
-EXAMPLES = {
-    "status": "example: bilge status\n"
-    "         bilge -H unix:///run/user/1000/docker.sock status --json",
-    "plan": "example: bilge plan --explain\n         bilge plan --out plan.json",
-    "apply": "example: bilge apply            (shows the plan and asks)\n"
-    "         bilge apply --yes --json\n"
-    "         bilge apply --plan plan.json --yes",
-    "doctor": "example: bilge doctor\n         bilge doctor --json",
-    "watch": "example: bilge watch\n"
-    "         bilge watch --metrics-addr 0.0.0.0:9808 --log-format json",
-    "history": "example: bilge history --limit 20",
-    "registry": registry_cli.EXAMPLE,
-}
+#: One module per command, each adding its own parser (cli/status.py, ...).
+COMMANDS = (status, plan, apply, doctor, watch, history)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,63 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bilge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    p = _add(sub, common, "status", "usage and breakdown, and what the policy would reclaim")
-    _orphans_option(p)
-    p = _add(sub, common, "plan", "what would be removed, why, and how many bytes it frees")
-    _orphans_option(p)
-    p.add_argument(
-        "--explain",
-        action="store_true",
-        help="list every action (a long plan is shown by kind) and what is kept, and why",
-    )
-    p.add_argument("--out", type=Path, metavar="FILE", help="save the plan for `apply --plan`")
-    p = _add(sub, common, "apply", "remove what the plan says, safely")
-    _orphans_option(p)
-    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--plan", type=Path, metavar="FILE", help="apply a plan saved by `plan --out`")
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=DEFAULT_CONCURRENCY,
-        metavar="N",
-        help=f"parallel removals (default {DEFAULT_CONCURRENCY})",
-    )
-    p = _add(sub, common, "doctor", "what is wrong with the disk: findings, evidence and fixes")
-    _orphans_option(p)
-    p = _add(sub, common, "watch", "the guard: keep the disk below its high watermark")
-    p.add_argument(
-        "--metrics-addr",
-        type=_address,
-        metavar="HOST:PORT",
-        help="serve Prometheus metrics here ([watch])",
-    )
-    p.add_argument(
-        "--log-format", choices=("text", "json"), default="text", help="one line per event"
-    )
-    p.add_argument("--once", action="store_true", help="sample (and evict) once, then exit")
-    p = _add(sub, common, "history", "the audit log of removals and recorded usage samples")
-    p.add_argument("--limit", type=int, default=50, metavar="N", help="entries to show")
+    for command in COMMANDS:
+        command.add_parser(sub, common)
     registry_cli.add_parser(sub, common)
     return parser
-
-
-_ADDRESS = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):([0-9]{1,5})")
-
-
-def _address(text: str) -> str:
-    """HOST:PORT as [watch] metrics_addr takes it, checked before the guard starts."""
-    match = _ADDRESS.fullmatch(text)
-    if match is None or int(match.group(2)) > 65535:
-        raise argparse.ArgumentTypeError(f"not a HOST:PORT with a port up to 65535: {text!r}")
-    return text
-
-
-def _orphans_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--orphans",
-        action="store_true",
-        help="also remove orphaned layer directories ([orphans] remove = true)",
-    )
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -129,27 +65,9 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def _add(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-    name: str,
-    summary: str,
-) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        name,
-        help=summary,
-        description=summary[0].upper() + summary[1:] + ".",
-        epilog=EXAMPLES[name],
-        parents=[common],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output (schema 1)")
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    verbose = bool(getattr(args, "verbose", False))
+    verbose = Global.from_args(args).verbose
     try:
         return _run(args)
     except BrokenPipeError:
@@ -195,16 +113,17 @@ def _plan_keeps_named_volumes(args: argparse.Namespace) -> bool:
     if not (plans or applies):
         return False
     try:
-        return named_volumes_kept(find_config(getattr(args, "config", None)))
+        return named_volumes_kept(find_config(Global.from_args(args).config))
     except BilgeError:
         return False  # reported once the policy is loaded
 
 
 def _run(args: argparse.Namespace) -> int:
-    hosts: list[str] = getattr(args, "host", None) or [resolve_host(None)]
+    hosts = list(Global.from_args(args).hosts) or [resolve_host(None)]
     if args.command == "history":
         hosts = hosts[:1]  # the state store holds every host's history
-    if len(hosts) > 1 and (getattr(args, "plan", None) or getattr(args, "out", None)):
+    saves_or_reads_plan = vars(args).get("plan") or vars(args).get("out")
+    if len(hosts) > 1 and saves_or_reads_plan:
         raise UsageError("a plan file belongs to one engine: give a single -H with --plan/--out")
     # Started before the rest of bilge is even loaded: the data-root is read
     # while Python imports, the policy is validated and the engine answers.
@@ -212,9 +131,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in READS_DATA_ROOT:
         prefetch = Prefetch.start(hosts[0], skip_named=_plan_keeps_named_volumes(args))
     try:
-        from bilge.cli import handlers
+        from bilge.cli import dispatch
 
-        return handlers.run(args, hosts, prefetch)
+        return dispatch.run(args, hosts, prefetch)
     finally:
         if prefetch is not None:
             prefetch.close()

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bilge.collect.dataroot import DataRoot
-from bilge.engine.docker import DockerEngine, Engine, JSONObject
+from bilge.engine.base import Capabilities, Engine, JSONObject
+from bilge.engine.docker import DockerEngine
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Listing:
     version: JSONObject
     #: The data-root is readable here: sizes come from the disk, not the engine.
     local: bool
+    capabilities: Capabilities
     containers: list[JSONObject]
     images: list[JSONObject]
     volumes: list[JSONObject]
@@ -51,7 +53,10 @@ def list_engine(engine: Engine, now: datetime, *, read_data_root: bool = True) -
     info = engine.info()
     version = engine.version()
     path = str(info.get("DockerRootDir") or "")
-    local = read_data_root and bool(path) and DataRoot.readable(path)
+    # Read beside the API only an engine on this machine: a remote one's data-root
+    # path may well exist here too, holding another engine's files.
+    caps = engine.capabilities()
+    local = read_data_root and caps.same_host and bool(path) and DataRoot.readable(path)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # On API 1.41 the engine walks its volumes for /system/df whatever we ask;
         # let it do so while it answers the lists, rather than one after the other.
@@ -62,7 +67,9 @@ def list_engine(engine: Engine, now: datetime, *, read_data_root: bool = True) -
         volumes = engine.volumes()
         networks = engine.networks()
         system_df = df.result()
-    return Listing(now, info, version, local, containers, images, volumes, networks, system_df)
+    return Listing(
+        now, info, version, local, caps, containers, images, volumes, networks, system_df
+    )
 
 
 class ListingThread:

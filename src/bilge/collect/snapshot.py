@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from bilge.collect.dataroot import DataRoot, looks_anonymous, orphaned_layers
 from bilge.collect.listing import list_engine
 from bilge.collect.prefetch import Prefetch
-from bilge.engine.docker import Engine, JSONObject
+from bilge.engine.base import Capabilities, Engine, JSONObject
 from bilge.errors import EngineError
 from bilge.model import (
     BuildCacheRecord,
@@ -79,7 +79,7 @@ def collect(
         containers=containers,
         images=images,
         layers=layers,
-        volumes=_volumes(listing.volumes, df, root),
+        volumes=_volumes(listing.volumes, df, root, listing.capabilities),
         build_cache=_parse_all(df.get("BuildCache") or [], "build cache record", _cache_record),
         networks=networks,
         filesystem=statvfs(root_path) if local else None,
@@ -243,25 +243,30 @@ def _image(raw: JSONObject) -> Image:
     )
 
 
-def _volumes(raw: list[JSONObject], df: JSONObject, root: DataRoot | None) -> tuple[Volume, ...]:
+def _volumes(
+    raw: list[JSONObject], df: JSONObject, root: DataRoot | None, caps: Capabilities
+) -> tuple[Volume, ...]:
     engine_sizes = {
         str(v.get("Name")): int((v.get("UsageData") or {}).get("Size", -1))
         for v in df.get("Volumes") or []
     }
 
     def parse(item: JSONObject) -> Volume:
-        return _volume(item, root, engine_sizes.get(str(item.get("Name")), -1))
+        size = engine_sizes.get(str(item.get("Name")), -1)
+        return _volume(item, root, size, caps.marks_anonymous_volumes)
 
     return _parse_all(raw, "volume", parse)
 
 
-def _volume(raw: JSONObject, root: DataRoot | None, engine_size: int) -> Volume:
+def _volume(raw: JSONObject, root: DataRoot | None, engine_size: int, marked: bool) -> Volume:
     name = str(raw["Name"])
     labels = dict(raw.get("Labels") or {})
     return Volume(
         name=name,
         driver=str(raw.get("Driver") or ""),
-        anonymous=ANONYMOUS_LABEL in labels or looks_anonymous(name),
+        # An engine that marks anonymous volumes is believed; before Docker 23
+        # they are recognised by their 64-hex-digit names.
+        anonymous=ANONYMOUS_LABEL in labels or (not marked and looks_anonymous(name)),
         created=parse_time(raw.get("CreatedAt")),
         mountpoint=str(raw.get("Mountpoint") or ""),
         contents=_volume_contents(raw, root, engine_size),

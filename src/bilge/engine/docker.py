@@ -1,7 +1,6 @@
-"""The one module that talks to the Docker Engine API.
+"""Docker's implementation of the Engine seam (base.py): the Engine API.
 
-`Engine` is the narrow seam the rest of bilge depends on; `DockerEngine`
-implements it over a transport (transport.py: the standard library on a local
+`DockerEngine` implements `Engine` over a transport (transport.py: the standard library on a local
 unix socket, docker-py's APIClient for every other address). The API version
 is negotiated with the engine, so 1.41 and newer behave the same. A 404
 becomes `ObjectGone`, a 409 `ObjectConflict`, a dead socket
@@ -11,15 +10,17 @@ objects; `collect` is the only reader that turns them into the model.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from bilge.engine import buildkit
+from bilge.engine.base import (
+    Capabilities,
+    EventStream,
+    JSONObject,
+)
 from bilge.engine.buildkit import BuildKitError
 from bilge.engine.transport import (
     MAX_ANSWER_BYTES,
@@ -34,89 +35,11 @@ from bilge.engine.transport import (
 from bilge.errors import EngineError, EngineUnreachable, ObjectConflict, ObjectGone
 from bilge.safejson import loads_json
 
-JSONObject = dict[str, Any]
 T = TypeVar("T")
 
-DEFAULT_HOST = "unix:///var/run/docker.sock"
 #: The deadline for each request's whole answer (transport.py says why 60 s);
 #: `DockerEngine(timeout=...)` sets another, e.g. `[engine] request_timeout`.
 TIMEOUT_SECONDS = REQUEST_TIMEOUT_SECONDS
-
-
-class Engine(Protocol):
-    """What bilge needs from a Docker engine."""
-
-    host: str
-
-    def version(self) -> JSONObject: ...
-    def info(self) -> JSONObject: ...
-    def containers(self, *, size: bool) -> list[JSONObject]: ...
-    def images(self) -> list[JSONObject]: ...
-    def volumes(self) -> list[JSONObject]: ...
-    def networks(self) -> list[JSONObject]: ...
-    def system_df(self, *, build_cache_only: bool = False) -> JSONObject: ...
-    def inspect_container(self, container_id: str) -> JSONObject: ...
-    def inspect_volume(self, name: str) -> JSONObject: ...
-    def inspect_image(self, image_id: str) -> JSONObject: ...
-    def inspect_network(self, network_id: str) -> JSONObject: ...
-    def containers_using(
-        self, *, volume: str = "", image: str = "", network: str = ""
-    ) -> list[str]: ...
-    def remove_container(self, container_id: str, *, volumes: bool = False) -> None: ...
-    def remove_volume(self, name: str) -> None: ...
-    def remove_image(self, ref: str) -> None: ...
-    def remove_network(self, network_id: str) -> None: ...
-    def remove_build_cache(self, record_id: str) -> int: ...
-    def events(self, kinds: tuple[str, ...]) -> EventStream: ...
-
-
-#: Parallel removals apply makes by default: best measured on a 2-core host
-#: against dockerd 20.10 (docs/benchmarks.md, removal concurrency: 16 requests
-#: were the fastest, or within 1 % of it, in every run). Here in docker.py, not
-#: in model.py: the command line needs it before anything heavy is loaded.
-DEFAULT_CONCURRENCY = 16
-
-
-class EventStream(Protocol):
-    """The engine's events as they happen; `close` (from any thread) ends them."""
-
-    def __iter__(self) -> Iterator[JSONObject]: ...
-    def close(self) -> None: ...
-
-
-def resolve_host(explicit: str | None, env: dict[str, str] | None = None) -> str:
-    """The engine address as `docker` would pick it: -H, DOCKER_HOST, context."""
-    env = dict(os.environ) if env is None else env
-    if explicit:
-        return explicit
-    if env.get("DOCKER_HOST"):
-        return env["DOCKER_HOST"]
-    return _context_host(env) or DEFAULT_HOST
-
-
-def _context_host(env: dict[str, str]) -> str | None:
-    """The host of the current Docker context (DOCKER_CONTEXT or config.json)."""
-    config_dir = Path(env.get("DOCKER_CONFIG") or Path(env.get("HOME", "/root")) / ".docker")
-    name = env.get("DOCKER_CONTEXT") or _current_context(config_dir)
-    if not name or name == "default":
-        return None
-    digest = hashlib.sha256(name.encode()).hexdigest()
-    meta = config_dir / "contexts" / "meta" / digest / "meta.json"
-    try:
-        doc = loads_json(meta.read_text())
-        host = doc["Endpoints"]["docker"]["Host"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise EngineError(f"Docker context {name!r}: cannot read {meta}: {exc}") from exc
-    return str(host)
-
-
-def _current_context(config_dir: Path) -> str | None:
-    try:
-        doc = loads_json((config_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    name = doc.get("currentContext") if isinstance(doc, dict) else None
-    return name if isinstance(name, str) else None
 
 
 MIN_API_VERSION = (1, 41)
@@ -197,6 +120,16 @@ class DockerEngine:
 
     def info(self) -> JSONObject:
         return _expect(dict, self._api("GET", "/info", "info"), "info")
+
+    def capabilities(self) -> Capabilities:
+        """A unix socket is this machine's engine: its data-root may be read here
+        (when readable). Docker 23 (API 1.42) labels anonymous volumes."""
+        return Capabilities(
+            kind="docker",
+            same_host=self.host.startswith("unix://"),
+            marks_anonymous_volumes=self._api_at_least(1, 42),
+            build_cache=True,
+        )
 
     def containers(self, *, size: bool) -> list[JSONObject]:
         params = {"all": "1", "size": "1" if size else "0"}

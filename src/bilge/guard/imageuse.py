@@ -8,7 +8,7 @@ whenever a child is. Kept out of loop.py, which runs the guard's loop.
 
 from __future__ import annotations
 
-from bilge.engine.docker import Engine
+from bilge.engine.base import Engine
 from bilge.errors import EngineError, ObjectGone
 
 PARENT_DEPTH = 32

@@ -33,7 +33,8 @@ from bilge.applier.core import apply
 from bilge.collect.snapshot import statvfs
 from bilge.config.policy import Policy
 from bilge.config.units import duration_text, format_percent, format_size
-from bilge.engine.docker import DockerEngine, Engine, EventStream
+from bilge.engine.base import Engine, EventStream
+from bilge.engine.docker import DockerEngine
 from bilge.errors import EXIT_OK, BilgeError, EngineError, StateError
 from bilge.guard.alerts import Alert, AlertError, Webhook
 from bilge.guard.imageuse import image_id, with_parents
