@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
-from bilge.cli import apply, doctor, history, plan, status, watch
+from bilge.cli import apply, config, doctor, history, plan, status, watch
 from bilge.cli.common import Global, out, report_lost, warn
 from bilge.collect.prefetch import Prefetch
 from bilge.config.locate import find_config
@@ -31,10 +31,13 @@ ON_EACH_HOST: dict[str, ModuleType] = {
 def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -> int:
     """Run the command; `prefetch` reads the first host's data-root."""
     options = Global.from_args(args)
-    policy = load_policy(find_config(options.config))
+    source = find_config(options.config)
+    policy = load_policy(source)
     if options.orphans:
         policy = with_orphans(policy)
     state_dir = options.state_dir or default_state_dir()
+    if args.command == "config":
+        return config.run(source, policy, as_json=options.json)
     if args.command == "watch":
         return watch.run(args, hosts, policy, state_dir)
     if args.command == "registry":

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bilge import __version__
-from bilge.cli import apply, doctor, history, plan, status, watch
+from bilge.cli import apply, config, doctor, history, plan, status, watch
 from bilge.cli.common import Global
 from bilge.collect.prefetch import Prefetch
 from bilge.config.locate import find_config, named_volumes_kept
@@ -28,7 +28,7 @@ from bilge.report.text import printable
 READS_DATA_ROOT = frozenset({"status", "plan", "apply", "doctor"})
 
 #: One module per command, each adding its own parser (cli/status.py, ...).
-COMMANDS = (status, plan, apply, doctor, watch, history)
+COMMANDS = (status, plan, apply, doctor, watch, history, config)
 
 
 def build_parser() -> argparse.ArgumentParser:
