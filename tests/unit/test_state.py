@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from bilge.clock import FakeClock
 from bilge.errors import StateError
 from bilge.model import Action, Filesystem, Kind, Result
+from bilge.state import migrations
 from bilge.state import store as state
 from bilge.state.store import StateStore
 
@@ -36,7 +38,7 @@ def test_a_failing_migration_leaves_nothing_half_done(
         db.execute("CREATE TABLE half (x)")
         raise sqlite3.OperationalError("boom")
 
-    monkeypatch.setattr(state, "MIGRATIONS", (*state.MIGRATIONS, ("0099-broken", broken)))
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*state.MIGRATIONS, ("0099-broken", broken)))
     with pytest.raises(StateError, match="boom"):
         StateStore(tmp_path)
     db = sqlite3.connect(tmp_path / state.DB_NAME)
@@ -439,3 +441,23 @@ def test_an_attempt_that_failed_to_be_written_is_never_written_later(
     store.record_attempt("h", action(2))
     store.close()
     assert [obj for _, obj, _, _ in stored_audit(tmp_path)] == ["v2"]
+
+
+def test_the_store_stamps_records_with_its_clock(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2030, 5, 1, 12, tzinfo=UTC))
+    store = StateStore(tmp_path, clock=clock)
+    entry = store.record_attempt("h", ACTION)
+    clock.advance(90)
+    store.record_outcome(entry, Result.REMOVED, "")
+    store.record_sample("h", Filesystem("/d", 1000, 400, 100, 90))
+    (done,) = store.audit()
+    (sample,) = store.samples("h")
+    store.close()
+    assert done.at == datetime(2030, 5, 1, 12, tzinfo=UTC)
+    assert sample.at == datetime(2030, 5, 1, 12, 1, 30, tzinfo=UTC)
+    db = sqlite3.connect(tmp_path / state.DB_NAME)
+    (finished,) = db.execute("SELECT finished_at FROM audit").fetchone()
+    applied = {r[0] for r in db.execute("SELECT at FROM migrations")}
+    db.close()
+    assert finished == "2030-05-01T12:01:30+00:00"
+    assert applied == {"2030-05-01T12:00:00+00:00"}
