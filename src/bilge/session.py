@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 from bilge.applier.core import apply
 from bilge.applier.outcomes import settlement
 from bilge.applier.saved import narrow_saved
+from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.collect.prefetch import Prefetch
 from bilge.collect.snapshot import collect, statvfs
 from bilge.config.policy import Policy
@@ -83,16 +83,19 @@ class Session:
         engine: Engine | None = None,
         engine_factory: Callable[[str], Engine] | None = None,
         prefetch: Prefetch | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """`store`: a state store to share (not closed here), else one is opened
         under `state_dir` (default: `default_state_dir()`) when first needed.
         `engine`: an engine already connected, else `engine_factory(host)`, else
         a DockerEngine with the policy's deadline. `prefetch`: a child already
-        reading this host's data-root (bilge.collect.prefetch), if any."""
+        reading this host's data-root (bilge.collect.prefetch), if any. `clock`:
+        where the time comes from (a FakeClock in tests)."""
         self.host = host
         self.policy = policy
         self.state_dir = state_dir or default_state_dir()
         self.prefetch = prefetch
+        self.clock = clock
         self._engine = engine
         self._engine_factory = engine_factory
         self._store = store
@@ -123,7 +126,7 @@ class Session:
     @property
     def store(self) -> StateStore:
         if self._store is None:
-            self._store = StateStore(self.state_dir)
+            self._store = StateStore(self.state_dir, clock=self.clock)
         return self._store
 
     def close(self) -> list[str]:
@@ -157,7 +160,7 @@ class Session:
     def snapshot(self) -> Snapshot:
         """Collect the engine, record a usage sample of its data-root, and settle the
         attempts a dead run left open on this host."""
-        snap = collect(self.engine, _now(), prefetch=self.prefetch)
+        snap = collect(self.engine, self.clock.now(), prefetch=self.prefetch)
         host = snap.engine.host
         self.settle_open_attempts(snap)
         if snap.filesystem is not None:
@@ -217,6 +220,7 @@ class Session:
             concurrency=concurrency,
             on_result=on_result,
             refused=refused,
+            clock=self.clock,
         )
         after = statvfs(data_root) if data_root else None
         if after is not None:
@@ -265,7 +269,3 @@ def load_plan(path: Path) -> Plan:
         return plan_from_json(doc)
     except PlanFileError as exc:
         raise PlanFileError(f"{path}: {exc}") from exc
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -51,3 +51,19 @@ def test_a_session_plans_and_applies(tmp_path: Path) -> None:
         history = session.history()
     assert [e.name for e in history.entries] == ["job"]
     assert engine.removed == [("container", "c1")]
+
+
+def test_a_session_takes_its_time_from_its_clock(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from bilge.clock import FakeClock
+
+    clock = FakeClock(datetime(2030, 5, 1, tzinfo=UTC))
+    engine = FakeEngine(container_list=[dict(EXITED)])
+    with Session(
+        engine.host, load_policy(None), state_dir=tmp_path, engine=engine, clock=clock
+    ) as s:
+        snap = s.snapshot()
+        outcome = s.apply(s.plan())
+    assert snap.taken_at == datetime(2030, 5, 1, tzinfo=UTC)
+    assert outcome.started_at == outcome.finished_at == datetime(2030, 5, 1, tzinfo=UTC)

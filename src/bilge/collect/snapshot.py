@@ -48,8 +48,12 @@ def collect(
     read_data_root: bool = True,
     prefetch: Prefetch | None = None,
 ) -> Snapshot:
-    """Read the engine (and its data-root when local) into a Snapshot; `prefetch`
-    may have listed the engine already and be reading its data-root (prefetch.py)."""
+    """Read the engine (and its data-root when local) into a Snapshot taken at `now`.
+
+    `prefetch` may have listed the engine already and be reading its data-root
+    (prefetch.py). That listing began before `now`, at its own `taken_at`, and the
+    snapshot is then dated from it: grace periods count from when the engine was
+    asked, so an object can only look younger than it is, never older."""
     listing = prefetch.listing(engine.host) if prefetch and read_data_root else None
     if listing is None:
         listing = list_engine(engine, now, read_data_root=read_data_root)
@@ -60,7 +64,7 @@ def collect(
     facts = prefetch.facts(root_path, driver) if prefetch and root else None
     if root is not None and facts is not None:
         root.adopt(facts.containers, facts.volumes)
-    now = listing.taken_at
+    now = min(now, listing.taken_at)
     networks = _parse_all(listing.networks, "network", _network)
     containers = _parse_all(listing.containers, "container", lambda c: _container(c, now, root))
     df = listing.system_df
