@@ -16,13 +16,13 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
 from functools import partial
 from itertools import groupby
 from pathlib import Path
 from typing import Protocol
 
 from bilge.applier.outcomes import freed_since, still_there
+from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.collect.datafiles import scan_dir
 from bilge.collect.dataroot import (
     DataRoot,
@@ -84,13 +84,14 @@ def apply(
     on_result: Callable[[ActionOutcome], None] | None = None,
     refused: Iterable[ActionOutcome] = (),
     stop: threading.Event | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Outcome:
     """Carry out `plan`; `refused` are outcomes decided before (stale plan). Once
     `stop` is set, the removals in flight finish and no new one is attempted.
     With a readable `data_root`, a volume is read again just before it goes and
     kept if it now holds a database's files (named ones only when `protect_data`,
     anonymous ones always, as the planner decides)."""
-    started = datetime.now(UTC)
+    started = clock.now()
     before = statvfs(data_root) if data_root else None
     results: list[ActionOutcome] = []
 
@@ -120,7 +121,7 @@ def apply(
         plan=plan,
         results=tuple(results),
         started_at=started,
-        finished_at=datetime.now(UTC),
+        finished_at=clock.now(),
         freed_bytes_measured=freed_since(data_root, before),
     )
 
