@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bilge.clock import FakeClock
 from bilge.errors import UsageError
 from bilge.registry import gc
 from bilge.registry.errors import GcError
@@ -97,3 +98,32 @@ def test_write_keeps_the_inode(tmp_path: Path) -> None:
     assert path.read_bytes() == b"short\n"
     assert path.stat().st_ino == inode
     assert yaml.safe_load(path.read_text()) == "short"
+
+
+class _Restarting:
+    """A registry client whose registry answers again after `polls` questions."""
+
+    def __init__(self, polls: int) -> None:
+        self.polls, self.asked = polls, 0
+
+    def answers(self) -> bool:
+        self.asked += 1
+        return self.asked > self.polls
+
+
+def test_the_restarted_registry_is_waited_for_on_the_clock(tmp_path: Path) -> None:
+    settings = registry(tmp_path).gc
+    assert settings is not None
+    clock, client = FakeClock(), _Restarting(polls=3)
+    gc._restart(settings, client, clock)  # type: ignore[arg-type]  # only answers() is asked
+    assert clock.sleeps == [gc.RESTART_POLL_SECONDS] * 3
+
+
+def test_a_registry_that_does_not_come_back_fails_at_the_deadline(tmp_path: Path) -> None:
+    settings = registry(tmp_path, timeout="5s").gc
+    assert settings is not None
+    clock, client = FakeClock(), _Restarting(polls=10**6)
+    started = clock.monotonic()
+    with pytest.raises(GcError, match="did not answer within 5s of the restart"):
+        gc._restart(settings, client, clock)  # type: ignore[arg-type]
+    assert 5 < clock.monotonic() - started < 5 + 2 * gc.RESTART_POLL_SECONDS

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import groupby
 
 from bilge.applier.core import AuditLog
+from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.errors import StateError
 from bilge.model import Action, Kind, Result
 from bilge.registry.client import RegistryClient
@@ -49,13 +49,14 @@ def apply(
     audit: AuditLog,
     *,
     on_result: Callable[[DeletionOutcome], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> RegistryOutcome:
-    """Carry out `plan` with one client per registry URL."""
-    started = datetime.now(UTC)
+    """Carry out `plan` with one client per registry URL; `clock` times the run."""
+    started = clock.now()
     run = _Run(plan, audit, on_result)
     for (url, name), group in groupby(plan.deletions, key=lambda d: (d.registry, d.repository)):
         run.repository(clients[url], name, list(group))
-    return RegistryOutcome(plan, tuple(run.results), started, datetime.now(UTC))
+    return RegistryOutcome(plan, tuple(run.results), started, clock.now())
 
 
 class _Run:

@@ -29,17 +29,17 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import yaml
 
+from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.errors import UsageError
 from bilge.registry.client import RegistryClient
 from bilge.registry.errors import GcError, RegistryError
@@ -52,6 +52,8 @@ _ELIGIBLE_RE = re.compile(r"blob eligible for deletion: (sha256:[0-9a-f]{64})")
 _SUMMARY_RE = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible")
 _VERSION_RE = re.compile(r"\bv?(\d+)\.(\d+)(?:\.(\d+))?")
 _BLOBS = Path("docker/registry/v2/blobs")
+#: How often the restarted registry is asked whether it answers again.
+RESTART_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,16 @@ class _Setup:
         return Path(root) if isinstance(root, str) and root else None
 
 
-def run_gc(config: RegistryConfig, client: RegistryClient, *, dry_run: bool) -> GcReport:
-    """Collect the registry's garbage (or, with `dry_run`, say what would go)."""
-    started = datetime.now(UTC)
+def run_gc(
+    config: RegistryConfig,
+    client: RegistryClient,
+    *,
+    dry_run: bool,
+    clock: Clock = SYSTEM_CLOCK,
+) -> GcReport:
+    """Collect the registry's garbage (or, with `dry_run`, say what would go).
+    `clock` times the run and the waits for the restarted registry."""
+    started = clock.now()
     setup = _setup(config)
     notes: list[str] = []
     flags = ["--dry-run"] if dry_run else []
@@ -108,7 +117,7 @@ def run_gc(config: RegistryConfig, client: RegistryClient, *, dry_run: bool) -> 
         output = _collect_garbage(setup, flags)
         before = after = None
     else:
-        with _read_only(setup, client):
+        with _read_only(setup, client, clock):
             sizes = _blob_sizes(setup.storage)
             before = _disk_usage(setup.storage)
             output = _collect_garbage(setup, flags)
@@ -124,7 +133,7 @@ def run_gc(config: RegistryConfig, client: RegistryClient, *, dry_run: bool) -> 
         bytes_eligible=sum(sizes.get(b, 0) for b in blobs),
         freed_bytes_measured=None if before is None or after is None else before - after,
         started_at=started,
-        finished_at=datetime.now(UTC),
+        finished_at=clock.now(),
         notes=tuple(notes),
     )
 
@@ -190,7 +199,7 @@ def _version(binary: str) -> tuple[str, tuple[int, int]]:
 
 
 @contextmanager
-def _read_only(setup: _Setup, client: RegistryClient) -> Iterator[None]:
+def _read_only(setup: _Setup, client: RegistryClient, clock: Clock) -> Iterator[None]:
     """The registry read-only for the duration; writable with its original
     configuration afterwards, whatever happens (SIGTERM included)."""
     backup = _backup(setup.path)
@@ -198,11 +207,11 @@ def _read_only(setup: _Setup, client: RegistryClient) -> Iterator[None]:
         _write(backup, setup.original)
         try:
             _write(setup.path, yaml.safe_dump(_with_read_only(setup.doc)).encode())
-            _restart(setup.settings, client)
+            _restart(setup.settings, client, clock)
             _check_read_only(client)
             yield
         finally:
-            _restore(setup, client, backup)
+            _restore(setup, client, backup, clock)
 
 
 def _with_read_only(doc: dict[str, Any]) -> dict[str, Any]:
@@ -213,10 +222,10 @@ def _with_read_only(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "storage": storage}
 
 
-def _restore(setup: _Setup, client: RegistryClient, backup: Path) -> None:
+def _restore(setup: _Setup, client: RegistryClient, backup: Path, clock: Clock) -> None:
     _write(setup.path, setup.original)
     try:
-        _restart(setup.settings, client)
+        _restart(setup.settings, client, clock)
     except GcError as exc:
         raise GcError(
             f"configuration {setup.path} restored, but the registry did not come back: {exc}"
@@ -236,7 +245,7 @@ def _check_read_only(client: RegistryClient) -> None:
         )
 
 
-def _restart(settings: RegistryGc, client: RegistryClient) -> None:
+def _restart(settings: RegistryGc, client: RegistryClient, clock: Clock) -> None:
     command = settings.restart_command()
     timeout = settings.timeout.total_seconds()
     proc = _run(command, timeout=timeout)
@@ -245,11 +254,12 @@ def _restart(settings: RegistryGc, client: RegistryClient) -> None:
         raise GcError(
             f"restart command {shlex.join(command)} failed ({proc.returncode}): {said[0]}"
         )
-    deadline = time.monotonic() + timeout
+    # The restart command may return before the registry listens again.
+    deadline = clock.monotonic() + timeout
     while not client.answers():
-        if time.monotonic() > deadline:
+        if clock.monotonic() > deadline:
             raise GcError(f"the registry did not answer within {timeout:.0f}s of the restart")
-        time.sleep(0.2)
+        clock.sleep(RESTART_POLL_SECONDS)
 
 
 @contextmanager
