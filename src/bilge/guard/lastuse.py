@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.model import Image, Snapshot
 
 CONTAINER_USES = frozenset({"create", "start", "restart", "die", "stop", "kill", "destroy"})
@@ -33,14 +34,15 @@ class Use:
     gone: bool = False
 
 
-def interpret(event: Mapping[str, object]) -> Use | None:
-    """The image use an engine event stands for, if any."""
+def interpret(event: Mapping[str, object], clock: Clock = SYSTEM_CLOCK) -> Use | None:
+    """The image use an engine event stands for, if any; dated by the event's
+    own time, or by `clock` when it carries none."""
     kind, action = event.get("Type"), str(event.get("Action") or "")
     actor = event.get("Actor")
     actor = actor if isinstance(actor, dict) else {}
     attributes = actor.get("Attributes")
     attributes = attributes if isinstance(attributes, dict) else {}
-    at = _event_time(event)
+    at = _event_time(event, clock)
     if kind == "container" and action in CONTAINER_USES:
         ref = str(attributes.get("image") or event.get("from") or "")
         return Use(ref, at, container_id=str(actor.get("ID") or "")) if ref else None
@@ -50,14 +52,14 @@ def interpret(event: Mapping[str, object]) -> Use | None:
     return None
 
 
-def _event_time(event: Mapping[str, object]) -> datetime:
+def _event_time(event: Mapping[str, object], clock: Clock) -> datetime:
     nano = event.get("timeNano")
     if isinstance(nano, int):
         return datetime.fromtimestamp(nano / 1e9, UTC)
     seconds = event.get("time")
     if isinstance(seconds, int | float):
         return datetime.fromtimestamp(seconds, UTC)
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def used_now(snapshot: Snapshot) -> frozenset[str]:

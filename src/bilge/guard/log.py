@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from datetime import UTC, datetime
 from typing import TextIO
 
+from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.report.text import printable
 
 #: A text value with one of these is quoted (and escaped as a JSON string),
@@ -27,13 +27,16 @@ _QUOTE_IF = frozenset(' "=\\')
 class Log:
     """One line per event, to stdout: `text` for people, `json` for collectors."""
 
-    def __init__(self, fmt: str = "text", out: TextIO | None = None) -> None:
+    def __init__(
+        self, fmt: str = "text", out: TextIO | None = None, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.fmt = fmt
         self.out = out or sys.stdout
+        self.clock = clock  # the guard's: a log line's time is when the guard saw it
         self._lock = threading.Lock()
 
     def __call__(self, event: str, level: str = "info", **fields: object) -> None:
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        now = self.clock.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
         if self.fmt == "json":
             # ensure_ascii (the default) writes every control character, C1 and
             # bidi marks included, as a \\u escape.

@@ -10,29 +10,27 @@ when each image was last used (lastuse.py), which plan and apply then use.
 It stays up: an engine that restarts or whose socket vanishes is reconnected
 with backoff; SIGTERM or SIGINT lets the removals in flight finish, flushes
 the state store and exits 0. It reports through Prometheus metrics, webhook
-alerts, and one log line per event (guardlog.py: text, or JSON with --json or
+alerts, and one log line per event (log.py: text, or JSON with --json or
 --log-format json). `--once` samples (and evicts) once and exits: it serves
 no metrics, since nothing would be there to scrape them.
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from functools import partial
 from types import FrameType
 from typing import Any
 
 from bilge import commands
 from bilge.applier.core import apply
+from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.collect.snapshot import statvfs
 from bilge.config.policy import Policy
-from bilge.config.units import duration_text, format_percent, format_size
+from bilge.config.units import format_size
 from bilge.engine.base import Engine, EventStream
 from bilge.engine.docker import DockerEngine
 from bilge.errors import EXIT_OK, BilgeError, EngineError, StateError
@@ -41,11 +39,14 @@ from bilge.guard.imageuse import image_id, with_parents
 from bilge.guard.lastuse import interpret
 from bilge.guard.log import Log
 from bilge.guard.metrics import Metrics
+from bilge.guard.options import WatchOptions, started_fields
 from bilge.model import ActionOutcome, Filesystem, Plan, Snapshot
 from bilge.planner import eviction
 from bilge.planner.core import plan as make_plan
 from bilge.planner.summary import largest, usage_by_kind
 from bilge.state.store import StateStore
+
+__all__ = ["Guard", "Log", "WatchOptions", "run"]
 
 #: Rounds of plan-apply-measure in one eviction before giving up (shortfall).
 MAX_ROUNDS = 3
@@ -72,21 +73,11 @@ class _Host:
     container_images: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class WatchOptions:
-    log_format: str = "text"
-    once: bool = False
-    metrics_addr: str | None = None  # None: the policy's
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> WatchOptions:
-        """From `bilge watch`'s arguments; --json (which every command takes)
-        asks for JSON logs as --log-format json does."""
-        fmt = "json" if getattr(args, "json", False) else args.log_format
-        return cls(fmt, args.once, args.metrics_addr)
-
-
 class Guard:
+    """The guard of some hosts. Time comes from `clock` (waits, backoffs,
+    timestamps) and usage figures from `sample` (statvfs of a path), so that
+    its decisions can be tested with a fake clock and scripted figures."""
+
     def __init__(
         self,
         hosts: list[str],
@@ -97,14 +88,18 @@ class Guard:
         engine_factory: Callable[[str], Engine] | None = None,
         log: Log | None = None,
         webhook: Webhook | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        sample: Callable[[str], Filesystem | None] = statvfs,
     ) -> None:
         self.hosts = [_Host(h) for h in hosts]
+        self.clock = clock
+        self.sample = sample
         self.policy = policy
         self.store = store
         self.options = options
         timeout = policy.engine.request_timeout
         self.engine_factory = engine_factory or partial(DockerEngine, timeout=timeout)
-        self.log = log or Log(options.log_format)
+        self.log = log or Log(options.log_format, clock=clock)
         self.metrics = Metrics()
         w = policy.watch
         self.webhook = webhook or Webhook.from_config(w.webhook_url, w.webhook_format)
@@ -133,21 +128,8 @@ class Guard:
         return EXIT_OK
 
     def _started(self) -> dict[str, str]:
-        """What the guard watches and how, as the policy writes it ("85%", "30s");
-        the metrics address only when it is served (not with --once)."""
-        w = self.policy.watch
-        fields = {"hosts": ",".join(h.address for h in self.hosts)}
-        if not self.options.once:
-            fields["metrics"] = self.options.metrics_addr or w.metrics_addr
-        fields |= {
-            "high": format_percent(w.high),
-            "low": format_percent(w.low),
-            "inodes_high": format_percent(w.inodes_high),
-            "inodes_low": format_percent(w.inodes_low),
-            "interval": _duration(w.interval),
-            "webhook": self.webhook.where if self.webhook else "none",
-        }
-        return fields
+        addresses = [h.address for h in self.hosts]
+        return started_fields(addresses, self.policy, self.options, self.webhook)
 
     def handle_signals(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -162,8 +144,8 @@ class Guard:
                 host.stream.close()
 
     def _sleep(self, seconds: float) -> None:
-        if self.wake.wait(seconds) and not self.stop.is_set():
-            self.stop.wait(EVENT_SETTLE_SECONDS)  # let a burst of events settle
+        if self.clock.sleep(seconds, self.wake) and not self.stop.is_set():
+            self.clock.sleep(EVENT_SETTLE_SECONDS, self.stop)  # let a burst of events settle
         self.wake.clear()
 
     def _shutdown(self) -> None:
@@ -189,7 +171,7 @@ class Guard:
         engine = self._connect(host)
         if engine is None or host.data_root is None:
             return
-        fs = statvfs(host.data_root)
+        fs = self.sample(host.data_root)
         if fs is None:
             self.log("sample-failed", "warning", host=host.address, path=host.data_root)
             return
@@ -213,9 +195,10 @@ class Guard:
 
     def _record(self, host: _Host, fs: Filesystem, above: bool) -> None:
         host.samples += 1
-        self.metrics.sample(host.address, fs, above, time.time())
+        now = self.clock.now()
+        self.metrics.sample(host.address, fs, above, now.timestamp())
         try:
-            self.store.record_sample(host.address, fs)
+            self.store.record_sample(host.address, fs, now)
         except StateError as exc:
             self.metrics.error(host.address, "state")
             self.log("state-error", "error", error=str(exc))
@@ -226,7 +209,7 @@ class Guard:
     def _connect(self, host: _Host) -> Engine | None:
         if host.engine is not None:
             return host.engine
-        if time.monotonic() < host.retry_at:
+        if self.clock.monotonic() < host.retry_at:
             return None
         try:
             host.engine = self.engine_factory(host.address)
@@ -237,7 +220,7 @@ class Guard:
             return None
         host.backoff = BACKOFF_START
         root = str(info.get("DockerRootDir") or "")
-        host.data_root = root if statvfs(root) is not None else None
+        host.data_root = root if self.sample(root) is not None else None
         self.log("connected", host=host.address, data_root=root,
                  readable=host.data_root is not None)  # fmt: skip
         return host.engine
@@ -247,7 +230,7 @@ class Guard:
         self.log("engine-unreachable", "error", host=host.address, error=str(exc),
                  retry_in=host.backoff)  # fmt: skip
         host.engine = None
-        host.retry_at = time.monotonic() + host.backoff
+        host.retry_at = self.clock.monotonic() + host.backoff
         host.backoff = min(host.backoff * 2, BACKOFF_CAP)
 
     # --- eviction --------------------------------------------------------------
@@ -267,7 +250,7 @@ class Guard:
         fs: Filesystem | None = None
         for round_no in range(1, MAX_ROUNDS + 1):
             snap = commands.snapshot(ctx)
-            fs = snap.filesystem
+            fs = self._measure(snap)
             if fs is None:
                 break
             if round_no > 1 and not eviction.above(fs, w.high, w.inodes_high):
@@ -278,11 +261,18 @@ class Guard:
             self._apply(host, engine, chosen, round_no)
             if self.stop.is_set():
                 break
-        fs = statvfs(host.data_root or "") or fs
+        fs = self.sample(host.data_root or "") or fs
         short = fs is not None and eviction.above(fs, w.high, w.inodes_high)
-        self.metrics.evicted(host.address, time.time(), short)
+        self.metrics.evicted(host.address, self.clock.now().timestamp(), short)
         if fs is not None:
             self._after_eviction(host, engine, fs, short)
+
+    def _measure(self, snap: Snapshot) -> Filesystem | None:
+        """The snapshot's filesystem read again by `sample`: every figure the
+        guard decides on comes from the one sampler (None: not readable here)."""
+        if snap.filesystem is None:
+            return None
+        return self.sample(snap.filesystem.path) or snap.filesystem
 
     def _choose(self, snap: Snapshot, fs: Filesystem) -> Plan:
         w = self.policy.watch
@@ -310,7 +300,7 @@ class Guard:
 
     def _after_eviction(self, host: _Host, engine: Engine, fs: Filesystem, short: bool) -> None:
         host.above = short
-        self.metrics.sample(host.address, fs, short, time.time())
+        self.metrics.sample(host.address, fs, short, self.clock.now().timestamp())
         if not short:
             self.log("eviction-done", host=host.address, used=f"{fs.bytes_ratio:.1%}")
             self._alert("recovered", host, fs, f"back to {fs.bytes_ratio:.0%} full")
@@ -363,11 +353,11 @@ class Guard:
                 self.log("events-lost", "warning", host=host.address, error=str(exc),
                          retry_in=backoff)  # fmt: skip
             if not self.stop.is_set():
-                self.stop.wait(backoff)
+                self.clock.sleep(backoff, self.stop)
                 backoff = min(backoff * 2, BACKOFF_CAP)
 
     def _on_event(self, host: _Host, engine: Engine, event: dict[str, Any]) -> None:
-        use = interpret(event)
+        use = interpret(event, self.clock)
         if use is None:
             return
         self.wake.set()
@@ -381,21 +371,15 @@ class Guard:
                 self.store.record_image_use(host.address, one, use.at)
 
 
-def _duration(td: timedelta) -> str:
-    """As bilge.toml writes it ("30s", "1m30s"); a fraction of a second as seconds."""
-    try:
-        return duration_text(td)
-    except ValueError:
-        return f"{td.total_seconds():g}s"
-
-
 def run(
     hosts: list[str],
     policy: Policy,
     store: StateStore,
     options: WatchOptions,
     webhook: Webhook | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> int:
-    guard = Guard(hosts, policy, store, options, webhook=webhook)
+    guard = Guard(hosts, policy, store, options, webhook=webhook, clock=clock)
     guard.handle_signals()
     return guard.run()
