@@ -6,6 +6,7 @@ records every removal so tests can assert what was (not) attempted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,8 @@ class FakeEngine:
     unreachable: bool = False
     removed: list[tuple[str, str]] = field(default_factory=list)
     inspected: list[str] = field(default_factory=list)
+    #: What `events` streams (those of the kinds asked for), then the stream ends.
+    event_list: list[JSON] = field(default_factory=list)
 
     def _check(self) -> None:
         if self.unreachable:
@@ -139,7 +142,26 @@ class FakeEngine:
     def remove_network(self, network_id: str) -> None:
         self._remove("network", self.network_list, "Id", network_id)
 
+    def events(self, kinds: tuple[str, ...]) -> FakeEventStream:
+        self._check()
+        return FakeEventStream([e for e in self.event_list if e.get("Type") in kinds])
+
     def remove_build_cache(self, record_id: str) -> int:
         records = self.df["BuildCache"]
         self._remove("build-cache", records, "ID", record_id)
         return 0
+
+
+@dataclass
+class FakeEventStream:
+    """The events given, then the end of the stream (as when the engine stops)."""
+
+    pending: list[JSON]
+    closed: bool = False
+
+    def __iter__(self) -> Iterator[JSON]:
+        while self.pending and not self.closed:
+            yield self.pending.pop(0)
+
+    def close(self) -> None:
+        self.closed = True
