@@ -368,7 +368,7 @@ def test_the_healthcheck_command_tells_up_from_down(handler: type[_Metrics], hea
     argv = json.loads(check[check.index("CMD") + 3 :])
     assert argv[0] == "python", "the slim image has no curl; its Python does it"
     with http.server.HTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
         code = argv[-1].replace(f":{PORT}/", f":{server.server_address[1]}/")
         result = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, timeout=30, check=False

@@ -25,7 +25,6 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from bilge import commands
 from bilge.applier.core import apply
 from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.collect.snapshot import statvfs
@@ -44,6 +43,7 @@ from bilge.model import ActionOutcome, Filesystem, Plan, Snapshot
 from bilge.planner import eviction
 from bilge.planner.core import plan as make_plan
 from bilge.planner.summary import largest, usage_by_kind
+from bilge.session import Session
 from bilge.state.store import StateStore
 
 __all__ = ["Guard", "Log", "WatchOptions", "run"]
@@ -71,6 +71,8 @@ class _Host:
     samples: int = 0
     stream: EventStream | None = None
     container_images: dict[str, str] = field(default_factory=dict)
+    #: The session over `engine`, made again whenever the engine is reconnected.
+    session: Session | None = None
 
 
 class Guard:
@@ -235,21 +237,24 @@ class Guard:
 
     # --- eviction --------------------------------------------------------------
 
-    def _context(self, host: _Host, engine: Engine) -> commands.Context:
-        return commands.Context(host=host.address, policy=self.policy,
-                                state_dir=self.store.directory, _engine=engine,
-                                _store=self.store)  # fmt: skip
+    def _session(self, host: _Host, engine: Engine) -> Session:
+        """The host's session: the guard's store (shared by every host) and clock."""
+        if host.session is None or host.session.engine is not engine:
+            host.session = Session(
+                host.address, self.policy, self.store, engine=engine, clock=self.clock
+            )
+        return host.session
 
     def _refresh_usage(self, host: _Host, engine: Engine) -> None:
-        status = commands.status(self._context(host, engine))
+        status = self._session(host, engine).status()
         self.metrics.usage(host.address, usage_by_kind(status.snapshot, status.plan))
 
     def _evict(self, host: _Host, engine: Engine) -> None:
-        w, ctx = self.policy.watch, self._context(host, engine)
+        w, session = self.policy.watch, self._session(host, engine)
         self.log("eviction-start", host=host.address)
         fs: Filesystem | None = None
         for round_no in range(1, MAX_ROUNDS + 1):
-            snap = commands.snapshot(ctx)
+            snap = session.snapshot()
             fs = self._measure(snap)
             if fs is None:
                 break
@@ -314,7 +319,7 @@ class Guard:
 
     def _untouchable(self, host: _Host, engine: Engine) -> str:
         """The biggest objects that stay: what a person must look at."""
-        snap = commands.snapshot(self._context(host, engine))
+        snap = self._session(host, engine).snapshot()
         logs = sorted(snap.containers, key=lambda c: -c.log_file_bytes)[:2]
         parts = [f"{o.kind} {o.name} ({format_size(o.bytes)})" for o in largest(snap, 3)]
         parts += [f"log of {c.name} ({format_size(c.log_file_bytes)})" for c in logs
