@@ -167,7 +167,7 @@ def test_metrics_alerts_and_a_clean_stop(
 ) -> None:
     receiver = _Receiver(("127.0.0.1", 0), _Handler)
     receiver.bodies = []
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    threading.Thread(target=receiver.serve_forever, args=(0.02,), daemon=True).start()
     secret = f"http://127.0.0.1:{receiver.server_address[1]}/hooks/secret-token"
     # The sandbox's data-root is far above 0.1% full, and nothing here may go.
     policy = '[watch]\nhigh = "0.1%"\nlow = "0.05%"\ninterval = "2s"\n'

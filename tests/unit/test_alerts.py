@@ -45,7 +45,7 @@ class _Handler(BaseHTTPRequestHandler):
 def receiver() -> Iterator[_Receiver]:
     srv = _Receiver(("127.0.0.1", 0), _Handler)
     srv.bodies, srv.status = [], 200
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()
     yield srv
     srv.shutdown()
     srv.server_close()
