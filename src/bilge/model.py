@@ -19,7 +19,7 @@ Labels = Mapping[str, str]
 
 
 class Kind(StrEnum):
-    """Kinds of removable objects, in the order apply removes them."""
+    """Kinds of removable objects, in apply's order; registry-* last: audit log only."""
 
     CONTAINER = "container"
     VOLUME = "volume"
@@ -30,6 +30,8 @@ class Kind(StrEnum):
     LOG = "log"
     #: A directory in the storage driver's folder nothing references any more.
     ORPHAN = "orphaned-layer"
+    REGISTRY_MANIFEST = "registry-manifest"  # `registry apply`; never in engine plans
+    REGISTRY_GC = "registry-gc"  # `registry gc`; engine plans never contain it either
 
 
 #: Container states in which a container is in use and must never be removed.

@@ -1,16 +1,9 @@
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from bilge.errors import PlanFileError
 from bilge.model import (
     Action,
     ActionOutcome,
@@ -89,134 +82,7 @@ def test_other_time_zones_are_written_as_utc() -> None:
     assert plan_from_json(plan_json(plan)) == plan
 
 
-texts = st.text(max_size=20)
-sizes = st.integers(min_value=0, max_value=2**62)
-times = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-)
-actions = st.builds(
-    Action,
-    kind=st.sampled_from(Kind),
-    id=st.text(min_size=1, max_size=20),
-    name=texts,
-    reason=texts,
-    bytes=sizes,
-    precondition=texts,
-    fingerprint=texts,
-    tags=st.lists(texts, max_size=3).map(tuple),
-)
-kepts = st.builds(
-    Kept,
-    kind=st.sampled_from(Kind),
-    id=st.text(min_size=1, max_size=20),
-    name=texts,
-    reason=texts,
-    bytes=sizes,
-)
-plans = st.builds(
-    Plan,
-    created_at=times,
-    host=texts,
-    actions=st.lists(actions, max_size=5).map(tuple),
-    kept=st.lists(kepts, max_size=5).map(tuple),
-)
-
-
-@given(plans)
-def test_any_plan_round_trips(plan: Plan) -> None:
-    assert plan_from_json(json.loads(dumps(plan_json(plan)))) == plan
-
-
-# -- malformed plans ---------------------------------------------------------
-
-
-Path = tuple[str | int, ...]
-Edit = Callable[[dict[str, Any]], object]
-
-
-def put(path: Path, value: object) -> Edit:
-    """An edit that sets the value at `path` in a plan document."""
-
-    def edit(doc: dict[str, Any]) -> object:
-        parent: Any = doc
-        for step in path[:-1]:
-            parent = parent[step]
-        parent[path[-1]] = value
-        return doc
-
-    return edit
-
-
-def drop(path: Path) -> Edit:
-    """An edit that removes the key at `path` from a plan document."""
-
-    def edit(doc: dict[str, Any]) -> object:
-        parent: Any = doc
-        for step in path[:-1]:
-            parent = parent[step]
-        del parent[path[-1]]
-        return doc
-
-    return edit
-
-
-MALFORMED: list[tuple[Edit, str]] = [
-    (lambda doc: [doc], "plan file: expected a JSON object, got a list"),
-    (put(("schema",), 2), "plan file: schema: version 2 is not supported (this bilge reads 1)"),
-    (drop(("schema",)), "plan file: no schema version: not a bilge plan"),
-    (put(("kind",), "status"), 'plan file: kind: expected "plan", got "status"'),
-    (drop(("actions", 1, "fingerprint")), "plan file: actions[1].fingerprint: missing"),
-    (put(("actions", 0, "force"), True), "plan file: actions[0].force: unknown key"),
-    (put(("actions", 2, "kind"), "pod"), "plan file: actions[2].kind: unknown kind 'pod'"),
-    (
-        put(("actions", 2, "bytes"), -1),
-        "plan file: actions[2].bytes: expected a non-negative integer, got -1",
-    ),
-    (
-        put(("actions", 0, "bytes"), True),
-        "plan file: actions[0].bytes: expected a non-negative integer, got a boolean",
-    ),
-    (
-        put(("kept", 0, "bytes"), 1.5),
-        "plan file: kept[0].bytes: expected a non-negative integer, got 1.5",
-    ),
-    (
-        put(("created_at",), "yesterday"),
-        "plan file: created_at: expected an ISO 8601 timestamp, got 'yesterday'",
-    ),
-    (
-        put(("created_at",), "2026-11-01T12:00:00"),
-        "plan file: created_at: timestamp '2026-11-01T12:00:00' has no time zone",
-    ),
-    (put(("actions",), {"0": {}}), "plan file: actions: expected a list, got an object"),
-    (put(("actions", 1), "c1"), 'plan file: actions[1]: expected a JSON object, got "c1"'),
-    (put(("actions", 0, "id"), ""), "plan file: actions[0].id: must not be empty"),
-    (
-        put(("actions", 2, "tags"), ["app:1", 7]),
-        "plan file: actions[2].tags[1]: expected a string, got 7",
-    ),
-    (
-        put(("total_bytes",), 1),
-        "plan file: total_bytes: 1 is not the sum of the actions' bytes (6900)",
-    ),
-    (put(("host",), None), "plan file: host: expected a string, got null"),
-]
-
-
-@pytest.mark.parametrize(("edit", "message"), MALFORMED)
-def test_malformed_plan_is_refused_naming_the_problem(edit: Edit, message: str) -> None:
-    with pytest.raises(PlanFileError) as excinfo:
-        plan_from_json(edit(plan_doc()))
-    text = str(excinfo.value)
-    assert text.startswith(message)
-    assert "\n" not in text
-
-
-def test_validation_does_not_modify_the_document() -> None:
-    doc = plan_doc()
-    before = copy.deepcopy(doc)
-    plan_from_json(doc)
-    assert doc == before
+# Reading plans back, every malformed document included: tests/unit/test_planfile.py.
 
 
 # -- other documents ---------------------------------------------------------

@@ -12,11 +12,11 @@ from bilge.applier.core import AuditLog
 from bilge.config.units import format_size
 from bilge.errors import ConfigError, PlanFileError, StateError, UsageError
 from bilge.model import Action, Kind, Result
+from bilge.planfile import read_registry_plan
 from bilge.registry import planner
 from bilge.registry.apply import apply
 from bilge.registry.client import RegistryClient
 from bilge.registry.collect import collect
-from bilge.registry.document import plan_from_json
 from bilge.registry.gc import GcReport, run_gc
 from bilge.registry.model import DeletionOutcome, RegistryOutcome, RegistryPlan
 from bilge.registry.policy import Registries, RegistryConfig
@@ -64,14 +64,7 @@ def make_plan(
 
 def load_plan(path: Path, registries: Registries) -> RegistryPlan:
     """A saved plan, checked, for registries the policy still configures."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PlanFileError(f"plan file {path}: {exc.strerror or exc}") from exc
-    try:
-        plan = plan_from_json(text)
-    except PlanFileError as exc:
-        raise PlanFileError(f"{path}: {exc}") from exc
+    plan = read_registry_plan(path)
     configured = {r.url for r in registries}
     for url in plan.registries:
         if url not in configured:

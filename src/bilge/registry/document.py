@@ -2,22 +2,16 @@
 
 Kinds: "registry-plan" (`registry plan --json` and `--out`), "registry-outcome"
 (`registry apply --json`) and "registry-gc" (`registry gc --json`). A saved
-plan drives deletions, so `plan_from_json` trusts nothing: every problem is
-one line naming the field ("plan file: deletions[2].digest: ...").
+plan is read back by bilge.planfile, like the engine's.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from bilge.errors import PlanFileError
 from bilge.model import Result
 from bilge.registry.gc import GcReport
 from bilge.registry.model import (
-    DIGEST_RE,
     Deletion,
     KeptTag,
     RegistryOutcome,
@@ -29,6 +23,7 @@ PLAN_KIND = "registry-plan"
 
 
 def plan_json(plan: RegistryPlan) -> Document:
+    """`registry plan --json` and `--out`: read back by `bilge.planfile.read_registry_plan`."""
     return {
         "schema": SCHEMA,
         "kind": PLAN_KIND,
@@ -102,90 +97,3 @@ def _kept_doc(k: KeptTag) -> Document:
         "digest": k.digest,
         "reason": k.reason,
     }
-
-
-# -- reading a saved plan ---------------------------------------------------------------
-
-Digest = Annotated[str, Field(pattern=DIGEST_RE.pattern)]
-Size = Annotated[int, Field(ge=0)]
-Name = Annotated[str, Field(min_length=1)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-
-class _DeletionDoc(_Strict):
-    registry: Name
-    repository: Name
-    digest: Digest
-    media_type: str
-    tags: tuple[Name, ...]
-    reason: str
-    bytes: Size
-    children: tuple[Digest, ...]
-    follows: Digest | None
-    precondition: str
-
-
-class _KeptDoc(_Strict):
-    registry: Name
-    repository: Name
-    tag: Name
-    digest: Digest
-    reason: str
-
-
-class _PlanDoc(_Strict):
-    schema_: Literal[1] = Field(alias="schema")
-    kind: Literal["registry-plan"]
-    created_at: datetime
-    registries: tuple[Name, ...]
-    total_bytes: Size
-    deletions: tuple[_DeletionDoc, ...]
-    kept: tuple[_KeptDoc, ...]
-
-
-def plan_from_json(text: str) -> RegistryPlan:
-    """The plan a saved "registry-plan" document describes; PlanFileError otherwise."""
-    try:
-        doc = _PlanDoc.model_validate_json(text)
-    except ValidationError as exc:
-        raise PlanFileError(f"plan file: {_one_line(exc)}") from exc
-    if doc.created_at.tzinfo is None:
-        raise PlanFileError("plan file: created_at: the timestamp has no time zone")
-    plan = RegistryPlan(
-        created_at=doc.created_at,
-        registries=doc.registries,
-        deletions=tuple(_deletion(d) for d in doc.deletions),
-        kept=tuple(KeptTag(**k.model_dump()) for k in doc.kept),
-    )
-    if doc.total_bytes != plan.total_bytes:
-        raise PlanFileError(
-            f"plan file: total_bytes: {doc.total_bytes} is not the sum of the deletions' "
-            f"bytes ({plan.total_bytes})"
-        )
-    for i, d in enumerate(plan.deletions):
-        if d.registry not in plan.registries:
-            raise PlanFileError(f"plan file: deletions[{i}].registry: not among registries")
-    return plan
-
-
-def _deletion(d: _DeletionDoc) -> Deletion:
-    fields = d.model_dump(exclude={"precondition"})
-    return Deletion(**fields)
-
-
-def _one_line(exc: ValidationError) -> str:
-    error = exc.errors(include_url=False)[0]
-    key = ""
-    for part in error["loc"]:
-        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
-    msg = error["msg"]
-    if error["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif error["type"] == "json_invalid":
-        msg = f"not JSON ({error.get('ctx', {}).get('error', '')})"
-    text = f"{key}: {msg[:1].lower()}{msg[1:]}" if key else msg[:1].lower() + msg[1:]
-    more = len(exc.errors()) - 1
-    return text + (f" (and {more} more)" if more else "")
