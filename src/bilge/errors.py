@@ -16,7 +16,7 @@ where it helps, what to do about it.
 
 from __future__ import annotations
 
-#: Exit codes, as DESIGN.md defines them.
+#: Exit codes, as docs/architecture.md and the README define them.
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -191,7 +191,7 @@ class Session:
 
     def saved_plan(self, path: Path) -> SavedPlan:
         """A plan saved by `plan --out`, narrowed to what a fresh plan of the host
-        under the current policy also removes (DESIGN.md, safety rule 6)."""
+        under the current policy also removes (docs/architecture.md, safety rule 6)."""
         saved = load_plan(path)
         fresh = self.status()
         narrowed, refused = narrow_saved(saved, fresh.plan, fresh.snapshot)
@@ -236,7 +236,7 @@ class Session:
 
     def settle_open_attempts(self, snap: Snapshot) -> int:
         """Give an outcome to the attempts on this host that a run killed in the
-        middle left open (DESIGN.md, safety rule 5); once per session and host.
+        middle left open (docs/architecture.md, safety rule 5); once per session and host.
         Returns how many were settled."""
         host = snap.engine.host
         if host in self._settled:

@@ -304,7 +304,7 @@ class _Remover:
 
     def _check_data(self, name: str) -> None:
         """Read the volume again, as the planner did: database files, or anything
-        that stops the scan early, keep it (DESIGN.md, safety rules 3 and 4)."""
+        that stops the scan early, keep it (docs/architecture.md, safety rules 3 and 4)."""
         if self.data_root is None or not (self.protect_named or looks_anonymous(name)):
             return
         data = Path(self.data_root, "volumes", name, "_data")

@@ -1,6 +1,6 @@
 """What really happened: bytes freed, removals whose answer was lost, open attempts.
 
-The audit log must tell the truth (DESIGN.md, safety rule 5). An engine that dies
+The audit log must tell the truth (docs/architecture.md, safety rule 5). An engine that dies
 or times out after a removal was sent leaves its outcome unknown: the object is
 asked for afterwards, and its absence means the removal happened (it was there
 just before). A bilge killed between an attempt and its outcome leaves the

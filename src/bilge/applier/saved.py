@@ -3,7 +3,7 @@
 `bilge plan --out FILE` writes a plan; `bilge apply --plan FILE` reads it back
 later, when the host and the policy may have changed. The file is only a
 selection: the actions carried out are the fresh plan's own, for the objects
-the file names and that have not changed since (DESIGN.md, safety rule 6).
+the file names and that have not changed since (docs/architecture.md, safety rule 6).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def narrow_saved(
     current policy) also removes, on objects unchanged since. Returns the plan to
     carry out (the fresh plan's actions, in its order) and the saved actions
     refused, each with the fresh plan's reason. A saved plan can only narrow
-    what a fresh plan does, never widen it (DESIGN.md, safety rule 6). `snapshot`
+    what a fresh plan does, never widen it (docs/architecture.md, safety rule 6). `snapshot`
     is what `fresh` was made of: it tells "gone" from "not removable"."""
     if saved.host != fresh.host:
         raise PlanFileError(

@@ -1,4 +1,4 @@
-"""Does this directory hold a database's files? (DESIGN.md, safety rules 3 and 4.)
+"""Does this directory hold a database's files? (docs/architecture.md, safety rules 3 and 4.)
 
 `scan_dir` walks a volume's directory once: it adds up the disk usage and
 inodes that removing it would free, and looks for the files and directories

@@ -4,7 +4,7 @@ relies on.
 Migrations are a registered list, append only: each is applied in one
 transaction together with the row that records it, so a store is never left
 half migrated. A store that records a migration this bilge does not know was
-written by a newer bilge, and is refused (DESIGN.md, safety rule 11).
+written by a newer bilge, and is refused (docs/architecture.md, safety rule 11).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def migrate(db: sqlite3.Connection, now: str) -> None:
 
 def refuse_newer(db: sqlite3.Connection) -> None:
     """A store a newer bilge migrated may mean things this one does not know:
-    refused, not used (DESIGN.md, safety rule 11)."""
+    refused, not used (docs/architecture.md, safety rule 11)."""
     known = [name for name, _ in MIGRATIONS]
     unknown = sorted({r[0] for r in db.execute("SELECT name FROM migrations")} - set(known))
     if unknown:
