@@ -240,7 +240,8 @@ def _printable(path: str) -> str:
 
 #: A volume with more entries than this is not read to the end: it then counts
 #: as possibly holding data. Far above what a volume of build or cache files
-#: holds; reading this many takes about a minute (docs/benchmarks.md).
+#: holds, and a bound on how long one volume can keep a plan waiting
+#: (docs/benchmarks.md, "Reading a volume whole", has the scan's speed).
 MAX_ENTRIES = 5_000_000
 
 
