@@ -95,6 +95,10 @@ def test_plan_changes_nothing_and_apply_deletes_what_was_planned(
         ("app:1.0", "removed"), ("app:1.1", "removed"), ("app:1.2", "removed")
     }  # fmt: skip
     assert {e["host"] for e in history} == {pusher.http.base_url.__str__().rstrip("/")}
+    # The registry's own audit kind, not an engine's "image".
+    assert {e["kind"] for e in history} == {"registry-manifest"}
+    text = bilge("history").out
+    assert "registry-manifest" in text and " image " not in text
 
 
 def test_terminal_plan_and_nothing_left_to_do(bilge: BilgeRegistry, pusher: Pusher) -> None:
@@ -232,6 +236,20 @@ def test_a_stale_plan_file_for_another_registry_is_refused(
     run = bilge("registry", "apply", "--plan", str(saved), "--yes")
     assert run.code == 2
     assert "which the policy lacks" in run.err
+    assert len(pusher.tags("app")) == 5
+
+
+def test_a_corrupt_registry_plan_file_is_refused_naming_file_and_field(
+    bilge: BilgeRegistry, pusher: Pusher, tmp_path: Path
+) -> None:
+    versions(pusher)
+    saved = tmp_path / "plan.json"
+    assert bilge("registry", "plan", "--out", str(saved)).code == 0
+    saved.write_text(saved.read_text().replace('"bytes": ', '"bytes": -', 1))
+    run = bilge("registry", "apply", "--plan", str(saved), "--yes")
+    assert run.code == 2
+    assert f"{saved}: plan file: deletions[0].bytes: expected a non-negative integer" in run.err
+    assert len(run.err.strip().splitlines()) == 1
     assert len(pusher.tags("app")) == 5
 
 

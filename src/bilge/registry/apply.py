@@ -212,9 +212,9 @@ class _Deleter:
 
 
 def audit_action(deletion: Deletion) -> Action:
-    """The audit log's record of a deletion: an image, on the registry's "host"."""
+    """The audit log's record of a deletion: a registry manifest, on the registry's "host"."""
     return Action(
-        kind=Kind.IMAGE,
+        kind=Kind.REGISTRY_MANIFEST,
         id=f"{deletion.repository}@{deletion.digest}",
         name=deletion.name,
         reason=deletion.reason,

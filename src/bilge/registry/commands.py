@@ -116,7 +116,7 @@ def gc(
 
 def _gc_action(config: RegistryConfig) -> Action:
     return Action(
-        kind=Kind.ORPHAN,
+        kind=Kind.REGISTRY_GC,
         id="registry-garbage-collect",
         name=config.label,
         reason="blobs no manifest references (registry read-only while collected)",

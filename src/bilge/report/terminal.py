@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.table import Table
@@ -268,12 +269,21 @@ def _audit_table(entries: Sequence[AuditEntry]) -> Table:
         table.add_row(
             _when(e.at),
             e.kind.value,
-            literal(e.name),
+            literal(_entry_name(e)),
             format_size(e.bytes),
             outcome,
             literal(e.detail),
         )
     return table
+
+
+def _entry_name(e: AuditEntry) -> str:
+    """The name a row shows. A registry manifest's name ("app:1.0") says nothing of
+    its registry, which is the entry's host: shown as docker names an image on a
+    registry ("registry.example.com/app:1.0"), since registries share repository names."""
+    if e.kind is Kind.REGISTRY_MANIFEST:
+        return f"{urlsplit(e.host).netloc or e.host}/{e.name}"
+    return e.name
 
 
 def _by_host(samples: Iterable[UsageSample]) -> dict[str, list[UsageSample]]:
