@@ -19,16 +19,18 @@ import tomllib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StrictBool,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from pydantic.fields import FieldInfo
@@ -48,7 +50,12 @@ from bilge.config.bounds import (
 from bilge.config.units import duration_text, format_percent
 from bilge.errors import ConfigError
 from bilge.guard.alerts import url_problem
-from bilge.registry.policy import Registries
+
+if TYPE_CHECKING:
+    # For the type checker only; at run time see _registry_tables.
+    from bilge.registry.policy import Registries
+else:
+    Registries = tuple[Any, ...]
 
 #: Validation context marking input read from a file, where bare numbers are
 #: refused as watermarks (85 and 0.85 both look plausible there).
@@ -68,6 +75,21 @@ def _webhook_url(value: Any) -> str:
 
 WebhookUrl = Annotated[str, BeforeValidator(_webhook_url)]
 Globs = tuple[StrictStr, ...]
+
+
+def _registry_tables(value: Any, info: ValidationInfo) -> Registries:
+    """The [[registry]] tables, validated by the registry package's own model.
+
+    The registry package builds on the core (its tables use config/bounds.py),
+    not the other way round: its model is imported here, when a policy that has
+    [[registry]] tables is validated, and not by this module. Still here, not
+    when a registry command runs: a bad [[registry]] table is a config error
+    for every command, like any other bad key. pydantic files the nested errors
+    under registry[0]..., so _one_line names the key as for the rest.
+    """
+    from bilge.registry.policy import validate_registries
+
+    return validate_registries(value, info.context)
 
 
 class _Section(BaseModel):
@@ -200,7 +222,7 @@ class Policy(_Section):
     orphans: OrphansPolicy = Field(default_factory=OrphansPolicy)
     watch: WatchPolicy = Field(default_factory=WatchPolicy)
     engine: EnginePolicy = Field(default_factory=EnginePolicy)
-    registry: Registries = Field(
+    registry: Annotated[Registries, PlainValidator(_registry_tables)] = Field(
         default=(), description="registries to clean: [[registry]] tables, see docs/registry.md"
     )
 

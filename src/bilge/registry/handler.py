@@ -12,9 +12,9 @@ import argparse
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from bilge import commands as core
+from bilge.applier.core import AuditLog
 from bilge.config.units import format_size
 from bilge.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from bilge.model import Result
@@ -23,12 +23,29 @@ from bilge.registry.policy import Registries
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from bilge.config.policy import Policy
     from bilge.registry.model import RegistryPlan
 
 Handled = tuple[int, dict[str, object] | None]
 
 
-def run(ctx: core.Context, args: argparse.Namespace) -> Handled:
+class AuditStore(AuditLog, Protocol):
+    def flush(self) -> int: ...
+
+
+class Caller(Protocol):
+    """What a registry command needs of whoever runs it (the CLI's session for the
+    engine commands serves): the policy, and the state store for the audit log.
+    A protocol, so that the registry package does not import the CLI's modules."""
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def store(self) -> AuditStore: ...
+
+
+def run(ctx: Caller, args: argparse.Namespace) -> Handled:
     """Run `bilge registry ACTION` for the registries selected."""
     if getattr(args, "host", None):
         raise UsageError("-H/--host names Docker engines; choose registries with --registry")
@@ -39,7 +56,7 @@ def run(ctx: core.Context, args: argparse.Namespace) -> Handled:
     return action(ctx, args, registries)
 
 
-def _plan(ctx: core.Context, args: argparse.Namespace, registries: Registries) -> Handled:
+def _plan(ctx: Caller, args: argparse.Namespace, registries: Registries) -> Handled:
     from bilge.registry import commands, document
 
     with _reading(args, registries):
@@ -67,7 +84,7 @@ def _save(plan: RegistryPlan, args: argparse.Namespace) -> None:
         raise UsageError(f"cannot write plan to {args.out}: {exc.strerror or exc}") from exc
 
 
-def _apply(ctx: core.Context, args: argparse.Namespace, registries: Registries) -> Handled:
+def _apply(ctx: Caller, args: argparse.Namespace, registries: Registries) -> Handled:
     from bilge.registry import commands, document
 
     if args.plan is not None:
@@ -95,7 +112,7 @@ def _apply(ctx: core.Context, args: argparse.Namespace, registries: Registries) 
     return code, None
 
 
-def _gc(ctx: core.Context, args: argparse.Namespace, registries: Registries) -> Handled:
+def _gc(ctx: Caller, args: argparse.Namespace, registries: Registries) -> Handled:
     from bilge.registry import commands, document
 
     if len(registries) > 1:

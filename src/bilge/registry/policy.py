@@ -14,7 +14,9 @@
 
 Like the rest of the policy: frozen, unknown keys forbidden, and every error
 one line naming the key (bilge.config.policy turns pydantic's errors into that line).
-This module does not import bilge.config.policy, which imports it.
+The core's Policy does not import this module: it calls `validate_registries`
+when a policy file has [[registry]] tables. So this module must not import
+bilge.config.policy (bounds.py, which it shares with it, is fine).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictStr,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -210,3 +213,14 @@ def is_loopback(hostname: str) -> bool:
 
 
 Registries = tuple[RegistryConfig, ...]
+
+_REGISTRIES: TypeAdapter[Registries] = TypeAdapter(Registries)
+
+
+def validate_registries(value: object, context: Any = None) -> Registries:
+    """The [[registry]] tables of a policy; pydantic's ValidationError when they are bad.
+
+    `context` is the policy's validation context (from a file, bare numbers are
+    refused where a unit is needed).
+    """
+    return _REGISTRIES.validate_python(value, context=context)
