@@ -20,12 +20,10 @@ A transport only moves bytes: `request` returns the status and the body, and
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -41,6 +39,43 @@ from bilge.engine.unixhttp import (
 from bilge.errors import EngineError, EngineUnreachable
 
 Params = dict[str, str]
+
+
+class Wire(Protocol):
+    """One connection to an engine, used by one thread at a time (unixhttp.Connection
+    and the alternatives the benchmark compares it with)."""
+
+    def request(
+        self, method: str, target: str, *, deadline: float | None = None, limit: int | None = None
+    ) -> tuple[int, bytes]: ...
+    def stream(
+        self, target: str, *, deadline: float | None, idle: float, on_idle: Callable[[], None]
+    ) -> tuple[int, Iterator[bytes]]: ...
+    def interrupt(self) -> None: ...
+    def close(self) -> None: ...
+
+
+WireFactory = Callable[[Address, "float | None"], Wire]
+
+
+def wire_factory(name: str) -> WireFactory:
+    """The HTTP client a local or plain-tcp engine is spoken to with: the hand-written
+    one ("lean"), httpx ("httpx") or http.client ("httpclient")."""
+    if name == "httpx":
+        from bilge.engine.httpxhttp import HttpxConnection
+
+        return HttpxConnection
+    if name == "httpclient":
+        from bilge.engine.stdhttp import StdConnection
+
+        return StdConnection
+    if name != "lean":
+        raise EngineUnreachable(f"BILGE_UNIX_HTTP={name}: not lean, httpx or httpclient")
+    return Connection
+
+
+#: Read here only: the benchmark runs bilge once with each client (docs/benchmarks.md).
+UNIX_HTTP = os.environ.get("BILGE_UNIX_HTTP", "lean")
 
 
 class Stream(Protocol):
@@ -110,9 +145,10 @@ class LeanHTTP:
         self.timeout = timeout
         self.max_answer = max_answer
         self.events_idle = events_idle
+        self._wire = wire_factory(UNIX_HTTP)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._all: list[Connection] = []
+        self._all: list[Wire] = []
 
     def request(self, method: str, path: str, params: Params | None = None) -> tuple[int, bytes]:
         url = with_query(path, params)
@@ -167,17 +203,17 @@ class LeanHTTP:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return EngineUnreachable(f"cannot connect to the engine at {self.host} ({reason})")
 
-    def _connection(self) -> Connection:
-        conn: Connection | None = getattr(self._local, "conn", None)
+    def _connection(self) -> Wire:
+        conn: Wire | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = Connection(self.address, self.timeout)
+            conn = self._wire(self.address, self.timeout)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
         return conn
 
     def _drop(self) -> None:
-        conn: Connection | None = getattr(self._local, "conn", None)
+        conn: Wire | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
@@ -193,7 +229,7 @@ class LeanHTTP:
     def stream(self, path: str, params: Params | None = None) -> Stream:
         # No deadline once the head is in: the engine may send nothing for hours;
         # `close` ends it, and `_alive` gives up a peer that stopped answering.
-        conn = Connection(self.address, None)
+        conn = self._wire(self.address, None)
         deadline = time.monotonic() + self.timeout
         try:
             status, lines = conn.stream(
@@ -211,7 +247,7 @@ class LeanHTTP:
     def _alive(self) -> None:
         """Called when the event stream has been quiet: raises if the engine no
         longer answers a ping (the caller reconnects when the engine is back)."""
-        probe = Connection(self.address, self.timeout)
+        probe = self._wire(self.address, self.timeout)
         try:
             status, _ = probe.request("GET", "/_ping", limit=4096)
         except OSError as exc:
@@ -249,7 +285,7 @@ class TcpHTTP(LeanHTTP):
 
 
 class _LeanStream:
-    def __init__(self, conn: Connection, status: int, lines: Iterator[bytes], host: str) -> None:
+    def __init__(self, conn: Wire, status: int, lines: Iterator[bytes], host: str) -> None:
         self._conn, self._lines, self._host = conn, lines, host
         self._closed = False
         self.status = status
@@ -271,10 +307,7 @@ class _LeanStream:
         # then closes the connection itself (closing it here would pull the
         # response out from under the reader).
         self._closed = True
-        sock = self._conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        self._conn.interrupt()
 
 
 def open_transport(

@@ -18,6 +18,7 @@ quiet spell (`on_idle`) and carry on reading.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -169,6 +170,13 @@ class Connection:
         reader.deadline, reader.on_idle = None, on_idle
         reader.sock.settimeout(idle)
         return status, _lines(_body(reader, headers, None))
+
+    def interrupt(self) -> None:
+        """Shut the socket down from another thread: a reader blocked in recv wakes."""
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         sock, self.sock, self._reader = self.sock, None, None
