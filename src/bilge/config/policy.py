@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -51,12 +51,6 @@ from bilge.config.units import duration_text, format_percent
 from bilge.errors import ConfigError
 from bilge.guard.alerts import url_problem
 
-if TYPE_CHECKING:
-    # For the type checker only; at run time see _registry_tables.
-    from bilge.registry.policy import Registries
-else:
-    Registries = tuple[Any, ...]
-
 #: Validation context marking input read from a file, where bare numbers are
 #: refused as watermarks (85 and 0.85 both look plausible there).
 _FROM_FILE = {"from_file": True}
@@ -77,16 +71,9 @@ WebhookUrl = Annotated[str, BeforeValidator(_webhook_url)]
 Globs = tuple[StrictStr, ...]
 
 
-def _registry_tables(value: Any, info: ValidationInfo) -> Registries:
-    """The [[registry]] tables, validated by the registry package's own model.
-
-    The registry package builds on the core (its tables use config/bounds.py),
-    not the other way round: its model is imported here, when a policy that has
-    [[registry]] tables is validated, and not by this module. Still here, not
-    when a registry command runs: a bad [[registry]] table is a config error
-    for every command, like any other bad key. pydantic files the nested errors
-    under registry[0]..., so _one_line names the key as for the rest.
-    """
+def _registry_tables(value: Any, info: ValidationInfo) -> tuple[Any, ...]:
+    # The registry package builds on the core, which imports its model only for a
+    # policy with [[registry]] tables, and then at once: a bad one fails every command.
     from bilge.registry.policy import validate_registries
 
     return validate_registries(value, info.context)
@@ -222,7 +209,7 @@ class Policy(_Section):
     orphans: OrphansPolicy = Field(default_factory=OrphansPolicy)
     watch: WatchPolicy = Field(default_factory=WatchPolicy)
     engine: EnginePolicy = Field(default_factory=EnginePolicy)
-    registry: Annotated[Registries, PlainValidator(_registry_tables)] = Field(
+    registry: Annotated[tuple[Any, ...], PlainValidator(_registry_tables)] = Field(
         default=(), description="registries to clean: [[registry]] tables, see docs/registry.md"
     )
 
