@@ -135,9 +135,10 @@ def rotated(items: Sequence[Tool], by: int) -> list[Tool]:
 
 
 def compare(
-    ws: Workspace, state_name: str, tools: Sequence[Tool], *, cache: bool
+    ws: Workspace, state_name: str, tools: Sequence[Tool], *, cache: bool, count: bool = True
 ) -> dict[str, Any]:
-    """Every tool on its own copy of the state, `rounds` times, and once counted."""
+    """Every tool on its own copy of the state, `rounds` times, and once counted
+    (unless not `count`: the requests are known, only the times are wanted)."""
     state = ws.state(state_name)
     counted_apart = ws.size.rounds > 1
     runs: dict[str, list[Run]] = {t.name: [] for t in tools}
@@ -149,6 +150,9 @@ def compare(
     ws.runs[state_name] = runs
     counts: dict[str, dict[str, int] | None] = {}
     for tool in tools:
+        if counted_apart and not count:
+            counts[tool.name] = None
+            continue
         counts[tool.name] = (
             one_run(ws, state, tool, counted=True, cache=cache).requests
             if counted_apart
