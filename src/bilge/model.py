@@ -1,10 +1,6 @@
-"""The immutable data bilge reasons about.
-
-Everything the engine tells us is turned into these frozen dataclasses by
-`collect`; the planner only ever sees these, never raw API dictionaries.
-A `Snapshot` is what the host looked like at one moment; a `Plan` is what to
-remove from it and why; an `Outcome` is what happened when the plan was applied.
-"""
+"""The immutable data bilge reasons about: what `collect` makes of the engine's
+answers (the planner never sees raw API dictionaries). A `Snapshot` is the host at
+one moment; a `Plan` what to remove from it and why; an `Outcome` what happened."""
 
 from __future__ import annotations
 
@@ -356,7 +352,7 @@ class Outcome:
         return sum(1 for r in self.results if r.result is result)
 
     @property
-    def predicted_bytes_removed(self) -> int:
+    def removed_bytes_predicted(self) -> int:
         return sum(r.action.bytes for r in self.results if r.result is Result.REMOVED)
 
 

@@ -27,19 +27,13 @@ from bilge.collect.snapshot import collect, statvfs
 from bilge.config.policy import Policy
 from bilge.engine.base import DEFAULT_CONCURRENCY, Engine
 from bilge.engine.docker import TIMEOUT_SECONDS, DockerEngine
-from bilge.errors import PlanFileError
 from bilge.guard.lastuse import used_now, with_last_use
 from bilge.model import ActionOutcome, AuditEntry, Outcome, Plan, Snapshot, UsageSample
+from bilge.planfile import read_plan
 from bilge.planner.core import plan as make_plan
 from bilge.planner.doctor import Finding, diagnose
-from bilge.report.json import plan_from_json
-from bilge.safejson import loads_json
 from bilge.state.records import Record
 from bilge.state.store import StateStore, default_state_dir
-
-#: A plan of a million actions takes about 400 MB: far beyond any host's; a
-#: bigger file is not one bilge wrote.
-MAX_PLAN_FILE_BYTES = 512 << 20
 
 
 @dataclass(frozen=True)
@@ -192,7 +186,7 @@ class Session:
     def saved_plan(self, path: Path) -> SavedPlan:
         """A plan saved by `plan --out`, narrowed to what a fresh plan of the host
         under the current policy also removes (docs/architecture.md, safety rule 6)."""
-        saved = load_plan(path)
+        saved = read_plan(path)
         fresh = self.status()
         narrowed, refused = narrow_saved(saved, fresh.plan, fresh.snapshot)
         return SavedPlan(narrowed, fresh.snapshot, refused)
@@ -250,22 +244,3 @@ class Session:
                 self.store.record_outcome(entry.id, *found)
                 settled += 1
         return settled
-
-
-def load_plan(path: Path) -> Plan:
-    """A saved plan, validated; any problem is a one-line PlanFileError."""
-    try:
-        with path.open("rb") as f:
-            text = f.read(MAX_PLAN_FILE_BYTES + 1)
-    except OSError as exc:
-        raise PlanFileError(f"plan file {path}: {exc.strerror or exc}") from exc
-    if len(text) > MAX_PLAN_FILE_BYTES:
-        raise PlanFileError(f"plan file {path}: larger than {MAX_PLAN_FILE_BYTES >> 20} MiB")
-    try:
-        doc = loads_json(text)
-    except ValueError as exc:
-        raise PlanFileError(f"plan file {path}: not JSON ({exc})") from exc
-    try:
-        return plan_from_json(doc)
-    except PlanFileError as exc:
-        raise PlanFileError(f"{path}: {exc}") from exc

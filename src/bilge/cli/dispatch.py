@@ -42,9 +42,8 @@ def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -
         return watch.run(args, hosts, policy, state_dir)
     if args.command == "registry":
         from bilge.cli import registry
-        from bilge.commands import Context
 
-        return registry.run(args, Context(hosts[0], policy, state_dir))
+        return registry.run(args, Session(hosts[0], policy, state_dir=state_dir))
     command = ON_EACH_HOST[args.command]
     command_options = command.Options.from_args(args)
     codes: list[int] = []

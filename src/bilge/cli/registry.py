@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from bilge.cli.common import report_lost, warn
 
 if TYPE_CHECKING:
-    from bilge.commands import Context
+    from bilge.session import Session
 
 
-def run(args: argparse.Namespace, session: Context) -> int:
+def run(args: argparse.Namespace, session: Session) -> int:
     """Run the registry action; prints its JSON document itself when asked."""
     from bilge.registry import handler
     from bilge.report import json as jsonreport

@@ -102,7 +102,7 @@ def outcome_json(outcome: Outcome) -> Document:
         "started_at": _time(outcome.started_at),
         "finished_at": _time(outcome.finished_at),
         "predicted_bytes": outcome.plan.total_bytes,
-        "removed_bytes_predicted": outcome.predicted_bytes_removed,
+        "removed_bytes_predicted": outcome.removed_bytes_predicted,
         "freed_bytes_measured": outcome.freed_bytes_measured,
         "counts": {r.value: outcome.count(r) for r in Result},
         "actions": [

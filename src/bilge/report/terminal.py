@@ -226,7 +226,7 @@ def _totals_line(outcome: Outcome) -> Text:
 
 
 def _freed_line(outcome: Outcome) -> str:
-    predicted = format_size(outcome.predicted_bytes_removed)
+    predicted = format_size(outcome.removed_bytes_predicted)
     if outcome.freed_bytes_measured is None:
         return f"Freed {predicted} predicted; measured: not available (data-root not local)"
     measured = format_size(outcome.freed_bytes_measured)
