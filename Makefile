@@ -27,14 +27,18 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy src benchmarks
 
+# The unit tests run in two processes (many start bilge or wait on a socket); the
+# integration tests share one private engine per process, so they run in one.
+# CI draws 300 examples per property test (tests/conftest.py).
 unit: venv
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n 2 tests/unit
 
 integration: setup
 	$(BIN)/pytest -q tests/integration
 
 test: setup lint typecheck
-	$(BIN)/pytest -q tests
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -n 2 tests/unit
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q tests/integration
 
 demo: setup
 	./scripts/demo

@@ -263,7 +263,8 @@ PROPERTIES: list[Property] = [
 
 
 # One run checks them all: drawing a snapshot costs far more than planning it.
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 300 examples in CI (HYPOTHESIS_PROFILE=ci, tests/conftest.py), fewer while editing.
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(snap=snapshots(), policy=policies())
 def test_plan_keeps_the_safety_rules(snap: Snapshot, policy: Policy) -> None:
     p = plan(snap, policy, NOW)

@@ -15,13 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bilge import __version__
-from bilge.cli import apply, config, doctor, history, plan, status, watch
+from bilge.cli import apply, config, doctor, history, plan, registry, status, watch
 from bilge.cli.common import Global
 from bilge.collect.prefetch import Prefetch
 from bilge.config.locate import find_config, named_volumes_kept
 from bilge.engine.hosts import resolve_host
 from bilge.errors import EXIT_ERROR, EXIT_OK, BilgeError, UsageError
-from bilge.registry import cli as registry_cli
 from bilge.report.text import printable
 
 #: Commands that read the engine's data-root (and so start a prefetch).
@@ -43,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(sub, common)
-    registry_cli.add_parser(sub, common)
+    registry.add_parser(sub, common)
     return parser
 
 
