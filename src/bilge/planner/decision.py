@@ -34,14 +34,18 @@ class Decision:
 
 
 def keep(reason: str) -> Decision:
+    """The object stays, for `reason`."""
     return Decision(remove=False, reason=reason)
 
 
 def remove(reason: str) -> Decision:
+    """The object goes, for `reason`."""
     return Decision(remove=True, reason=reason)
 
 
 class Fingerprinted(Protocol):
+    """An object apply can tell has not changed since the plan."""
+
     def fingerprint(self) -> str: ...
 
 
@@ -122,6 +126,7 @@ def names_text(found: Sequence[str]) -> str:
 
 
 def ago(age: timedelta) -> str:
+    """An age in a reason: "3d ago"."""
     # A creation time after `now` means the engine's clock and ours disagree.
     if age < timedelta(0):
         return "in the future (clock skew)"

@@ -14,6 +14,7 @@ from bilge.planner.doctor.reclaimable import REMOVABLE_STATES
 
 
 def data_at_risk(f: Facts) -> Finding:
+    """data-at-risk: critical when a stopped container's anonymous volume holds database files."""
     volumes = {v.name: v for v in f.snap.volumes}
     risky = [
         (c, volumes[n])
@@ -55,6 +56,7 @@ def data_at_risk(f: Facts) -> Finding:
 
 
 def data_root_on_root_fs(f: Facts) -> Finding:
+    """data-root-on-root-fs: a warning when a full data-root would fill / too."""
     evidence = {"data_root": f.snap.engine.data_root, "on_root_fs": f.snap.on_root_fs}
     if not f.snap.on_root_fs:
         title = (

@@ -18,6 +18,7 @@ CRITICAL_RATIO = 0.95
 
 
 def disk_bytes(f: Facts) -> Finding:
+    """disk-bytes: the data-root's usage against the watch.high watermark."""
     fs = f.snap.filesystem
     if fs is None:
         return Finding(
@@ -40,6 +41,7 @@ def disk_bytes(f: Facts) -> Finding:
 
 
 def disk_inodes(f: Facts) -> Finding:
+    """disk-inodes: inode usage against watch.inodes_high, and the volumes holding most."""
     fs = f.snap.filesystem
     if fs is None or fs.total_inodes == 0:
         return Finding(
@@ -68,6 +70,7 @@ def disk_inodes(f: Facts) -> Finding:
 
 
 def space_holders(f: Facts) -> Finding:
+    """space-holders: usage by kind and the largest objects, the evidence other fixes cite."""
     rows = usage_by_kind(f.snap, f.plan)
     big = largest(f.snap, 5)
     top = max(rows, key=lambda r: r.bytes, default=None)

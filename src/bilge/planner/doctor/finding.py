@@ -18,6 +18,8 @@ from bilge.model import Plan, Snapshot, UsageSample
 
 
 class Severity(StrEnum):
+    """How soon a finding needs a person: critical first, then warning."""
+
     OK = "ok"
     WARNING = "warning"
     CRITICAL = "critical"
@@ -25,6 +27,8 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
+    """One check's answer: `id` is stable for scripts, `fix` is empty when ok."""
+
     id: str
     severity: Severity
     title: str

@@ -22,6 +22,7 @@ FORECAST_WINDOW = timedelta(days=7)
 
 
 def time_to_full(f: Facts) -> Finding:
+    """time-to-full: critical under a day, a warning under a week."""
     fs = f.snap.filesystem
     host = f.snap.engine.host
     recent = sorted(

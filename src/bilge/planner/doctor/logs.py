@@ -23,6 +23,7 @@ DAEMON_LOG_FIX = (
 
 
 def logs_unbounded(f: Facts) -> Finding:
+    """logs-unbounded: containers logging to a file without max-size."""
     seen = [c for c in f.snap.containers if c.log_driver]
     if not seen:
         return Finding(
@@ -56,6 +57,7 @@ def logs_unbounded(f: Facts) -> Finding:
 
 
 def logs_large(f: Facts) -> Finding:
+    """logs-large: log files over [logs] max_size, or 100 MB without one."""
     logs = _biggest_logs(f.snap.containers)
     limit = f.policy.logs.max_size or LARGE_LOG_BYTES
     big = [c for c in logs if c.log_file_bytes > limit]

@@ -16,6 +16,7 @@ REMOVABLE_STATES = frozenset({"exited", "dead", "created"})
 
 
 def build_cache(f: Facts) -> Finding:
+    """build-cache: the build cache's own bytes against build_cache.keep_storage."""
     total = sum(r.size for r in f.snap.build_cache if not r.shared)
     keep = f.policy.build_cache.keep_storage
     evidence = {"bytes": total, "records": len(f.snap.build_cache), "keep_storage": keep}
@@ -38,6 +39,7 @@ def build_cache(f: Facts) -> Finding:
 
 
 def dangling_volumes(f: Facts) -> Finding:
+    """dangling-volumes: anonymous volumes no container mounts."""
     mounted = {n for c in f.snap.containers for n in c.volume_names}
     dangling = [v for v in f.snap.volumes if v.anonymous and v.name not in mounted]
     size = sum(v.contents.bytes or 0 for v in dangling)
@@ -59,6 +61,7 @@ def dangling_volumes(f: Facts) -> Finding:
 
 
 def exited_containers(f: Facts) -> Finding:
+    """exited-containers: stopped or never-started containers, and how many the plan removes."""
     stopped = [c for c in f.snap.containers if c.state in REMOVABLE_STATES]
     size = sum(c.size_rw + c.log_bytes for c in stopped)
     evidence = {"containers": len(stopped), "bytes": size, "names": [c.name for c in stopped[:10]]}
@@ -74,6 +77,7 @@ def exited_containers(f: Facts) -> Finding:
 
 
 def orphaned_layers(f: Facts) -> Finding:
+    """orphaned-layers: layer directories in the data-root nothing references."""
     if not f.snap.engine.local:
         return Finding(
             "orphaned-layers",
