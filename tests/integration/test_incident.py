@@ -1,4 +1,4 @@
-"""The incident from DESIGN.md, replayed for real, and bilge getting the service back.
+"""The incident from the README, replayed for real, and bilge getting the service back.
 
 A "couchdb" service writes documents into its named volume couchdb-data; the engine's
 data-root fills with exited and created containers, the volumes they left behind,

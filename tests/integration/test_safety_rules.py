@@ -1,4 +1,4 @@
-"""Each safety rule of DESIGN.md against the real engine: break the rule, a test fails.
+"""Each safety rule of docs/architecture.md against the real engine: break the rule, a test fails.
 
 Every test builds the situation with the Docker CLI, runs the real `bilge` command
 (policy with zero grace periods, so only the safety rules stand between an object

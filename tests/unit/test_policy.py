@@ -24,7 +24,7 @@ from bilge.config.policy import (
 )
 from bilge.errors import ConfigError
 
-# The example from DESIGN.md, "Policy (bilge.toml)", verbatim.
+# The example policy of the README, "Policy", verbatim.
 DESIGN_EXAMPLE = """\
 keep_label = "bilge.keep"   # an object carrying this label is never removed
 

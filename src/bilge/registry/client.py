@@ -15,7 +15,7 @@ The client is safe to share between threads (collect reads in parallel).
 
 Every request has a deadline for its whole answer, token round trip included
 (deadline.py), and a size limit; past either, one line names the registry and
-the request (DESIGN.md, safety rule 8).
+the request (docs/architecture.md, safety rule 8).
 """
 
 from __future__ import annotations
