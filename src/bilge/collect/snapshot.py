@@ -51,9 +51,10 @@ def collect(
     """Read the engine (and its data-root when local) into a Snapshot taken at `now`.
 
     `prefetch` may have listed the engine already and be reading its data-root
-    (prefetch.py). That listing began before `now`, at its own `taken_at`, and the
-    snapshot is then dated from it: grace periods count from when the engine was
-    asked, so an object can only look younger than it is, never older."""
+    (prefetch.py). The snapshot is dated when its listing began: at `now` when
+    collect lists the engine itself, at the prefetch's own start (`taken_at`)
+    when it uses that listing, since grace periods must count from the moment the
+    engine was asked, not from a later or earlier time."""
     listing = prefetch.listing(engine.host) if prefetch and read_data_root else None
     if listing is None:
         listing = list_engine(engine, now, read_data_root=read_data_root)
@@ -64,7 +65,7 @@ def collect(
     facts = prefetch.facts(root_path, driver) if prefetch and root else None
     if root is not None and facts is not None:
         root.adopt(facts.containers, facts.volumes)
-    now = min(now, listing.taken_at)
+    now = listing.taken_at
     networks = _parse_all(listing.networks, "network", _network)
     containers = _parse_all(listing.containers, "container", lambda c: _container(c, now, root))
     df = listing.system_df
