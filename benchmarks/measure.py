@@ -135,10 +135,9 @@ def rotated(items: Sequence[Tool], by: int) -> list[Tool]:
 
 
 def compare(
-    ws: Workspace, state_name: str, tools: Sequence[Tool], *, cache: bool, count: bool = True
+    ws: Workspace, state_name: str, tools: Sequence[Tool], *, cache: bool
 ) -> dict[str, Any]:
-    """Every tool on its own copy of the state, `rounds` times, and once counted
-    (unless not `count`: the requests are known, only the times are wanted)."""
+    """Every tool on its own copy of the state, `rounds` times, and once counted."""
     state = ws.state(state_name)
     counted_apart = ws.size.rounds > 1
     runs: dict[str, list[Run]] = {t.name: [] for t in tools}
@@ -150,9 +149,6 @@ def compare(
     ws.runs[state_name] = runs
     counts: dict[str, dict[str, int] | None] = {}
     for tool in tools:
-        if counted_apart and not count:
-            counts[tool.name] = None
-            continue
         counts[tool.name] = (
             one_run(ws, state, tool, counted=True, cache=cache).requests
             if counted_apart

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,11 +85,10 @@ class Tool:
     commands: Callable[[str], Sequence[Sequence[str]]]  # engine address -> argv's
     parse: Callable[[str], dict[str, Any]] = lambda _: {}
     ok_codes: frozenset[int] = frozenset({0})
-    env: Mapping[str, str] = field(default_factory=dict)  # added to the engine's
 
     def run(self, engine: Engine, host: str) -> ToolRun:
         """Run against `host` (the engine's socket or a proxy in front of it)."""
-        env = {**engine.environ(host=host), **self.env}
+        env = engine.environ(host=host)
         out: list[str] = []
         start = time.perf_counter()
         for argv in self.commands(host):
@@ -126,19 +125,15 @@ def custodian_tool(venv: Path) -> Tool:
     return Tool("dcgc", "dcgc " + " ".join(args), lambda _: [[dcgc, *args]])
 
 
-def bilge_name(concurrency: int | None = None, http: str | None = None) -> str:
-    """The tool's name in the results: the concurrency scenario runs one per level,
-    the HTTP comparison one per client (bilge-lean, bilge-httpx, ...)."""
-    if http:
-        return f"bilge-{http}"
+def bilge_name(concurrency: int | None = None) -> str:
+    """The tool's name in the results: the concurrency scenario runs one per level."""
     return f"bilge apply -j{concurrency}" if concurrency else "bilge apply"
 
 
-def bilge_tool(workdir: Path, concurrency: int | None = None, http: str | None = None) -> Tool:
-    """`bilge apply` with the zero-grace policy; a fresh state dir for every run.
-    `http` picks the client for the engine's socket (BILGE_UNIX_HTTP)."""
+def bilge_tool(workdir: Path, concurrency: int | None = None) -> Tool:
+    """`bilge apply` with the zero-grace policy; a fresh state dir for every run."""
     config = workdir / "bilge.toml"
-    state = workdir / f"bilge-state-{http}" if http else workdir / "bilge-state"
+    state = workdir / "bilge-state"
     config.write_text(BILGE_POLICY)
     jobs = ["--concurrency", str(concurrency)] if concurrency else []
 
@@ -147,13 +142,10 @@ def bilge_tool(workdir: Path, concurrency: int | None = None, http: str | None =
         base = [sys.executable, "-m", "bilge", "-H", host, "-c", str(config)]
         return [[*base, "--state-dir", str(state), "apply", "--yes", "--json", *jobs]]
 
-    name = bilge_name(concurrency, http)
+    name = bilge_name(concurrency)
     settings = f"bilge apply --yes --json{' ' + ' '.join(jobs) if jobs else ''} (policy: 0s graces)"
-    env = {"BILGE_UNIX_HTTP": http} if http else {}
-    if http:
-        settings = f"BILGE_UNIX_HTTP={http} {settings}"
     # Exit code 3: some removals were skipped or failed; the run still counts.
-    return Tool(name, settings, commands, parse_bilge, frozenset({0, 3}), env)
+    return Tool(name, settings, commands, parse_bilge, frozenset({0, 3}))
 
 
 def parse_bilge(stdout: str) -> dict[str, Any]:

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import compileall
 import dataclasses
-import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chart, httpclients, measure, peers, report, sandbox, scaling
+from benchmarks import chart, measure, peers, report, sandbox, scaling
 from benchmarks.peers import DOCKER_CONTAINER_VOLUME_PRUNE, DOCKER_PRUNE, DOCKER_PRUNE_ALL, Tool
 from benchmarks.sandbox import ROOT
 from benchmarks.scenarios import SIZES
@@ -47,16 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=ROOT / ".sandbox" / "benchmarks")
     p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--custodian-venv", type=Path, default=peers.custodian_venv())
-    p.add_argument(
-        "--http", metavar="CLIENTS",
-        help="instead of the scenarios: bilge with each engine client (lean,httpx,httpclient)"
-        " on the crowded host and the removal, round by round (benchmarks/httpclients.py)",
-    )  # fmt: skip
     args = p.parse_args(argv)
-    if args.http:
-        args.http = [v.strip() for v in args.http.split(",")]
-        if not set(args.http) <= set(httpclients.VARIANTS) or httpclients.BASE not in args.http:
-            p.error(f"--http: among {', '.join(httpclients.VARIANTS)}, with {httpclients.BASE}")
     args.scenarios = [ALIASES.get(s.strip(), s.strip()) for s in args.scenarios.split(",")]
     unknown = set(args.scenarios) - set(ALL)
     if unknown:
@@ -139,8 +129,6 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(args)
     bench.setup()
     started = time.perf_counter()
-    if args.http:
-        return http_only(bench, args, started)
     try:
         for name in args.scenarios:
             log(f"scenario {name} ({args.size})")
@@ -155,21 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     svg = chart.render(docs, args.out_dir / "benchmarks.svg")
     log(f"wrote {svg}; {time.perf_counter() - started:.0f}s in all")
     print(report.markdown(docs))
-    return 0
-
-
-def http_only(bench: Bench, args: argparse.Namespace, started: float) -> int:
-    """--http: the clients compared, written to http.json (no chart)."""
-    log(f"bilge with {', '.join(args.http)}")
-    load_before = list(os.getloadavg())
-    try:
-        results = httpclients.run(bench.ws, args.http)
-        info = {"engine": bench.engine_version(), "load": load_before}
-        path = httpclients.write(args.out_dir, results, args.http, info)
-    finally:
-        sandbox.stop(bench.ws.engine_dir)
-    log(f"wrote {path}; {time.perf_counter() - started:.0f}s in all")
-    print(httpclients.markdown(json.loads(path.read_text())))
     return 0
 
 

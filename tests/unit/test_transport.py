@@ -3,7 +3,9 @@ HTTP server on a unix socket that answers what each test tells it to."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -126,3 +128,131 @@ def test_the_build_cache_alone_is_asked_for_where_the_api_allows_it(server: _Ser
     server.answers["/v1.43/system/df"] = (200, b"{}")
     DockerEngine(_host(server)).system_df(build_cache_only=True)
     assert server.seen[-1] == "GET /v1.43/system/df?type=build-cache"
+
+
+# -- HTTP framing, on a socket that answers with scripted bytes --------------------
+
+
+class Scripted:
+    """Answers the n-th request on a connection with the n-th scripted reply (bytes,
+    or None to close the connection without answering); one script per connection."""
+
+    def __init__(self, path: Path, scripts: list[list[bytes | None]]) -> None:
+        self.path = str(path)
+        self.requests: list[bytes] = []
+        self._scripts = scripts
+        self._server = socket.socket(socket.AF_UNIX)
+        self._server.bind(self.path)
+        self._server.listen()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        for script in self._scripts:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:  # closed by the test
+                return
+            with conn:
+                for reply in script:
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            return
+                        request += chunk
+                    self.requests.append(request)
+                    if reply is None:
+                        break
+                    conn.sendall(reply)
+
+    def close(self) -> None:
+        # Shut down first: that wakes the thread if it waits in accept.
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
+        self._server.close()
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive()
+
+
+def _ok(body: bytes, *headers: str) -> bytes:
+    head = "".join(f"{h}\r\n" for h in headers)
+    return f"HTTP/1.1 200 OK\r\n{head}\r\n".encode() + body
+
+
+def test_bodies_by_length_by_chunks_and_none_on_one_connection(tmp_path: Path) -> None:
+    chunked = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    script: list[bytes | None] = [
+        _ok(b'{"a":1}', "Content-Length: 7"),
+        _ok(chunked, "Transfer-Encoding: chunked"),
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(b"", "Content-Length: 0"),
+    ]
+    server = Scripted(tmp_path / "engine.sock", [script])
+    http = UnixHTTP(f"unix://{server.path}", timeout=5)
+    assert http.request("GET", "/a") == (200, b'{"a":1}')
+    assert http.request("GET", "/b") == (200, b"hello, world")
+    assert http.request("DELETE", "/c") == (204, b"")
+    assert http.request("POST", "/d") == (200, b"")
+    assert len(server.requests) == 4  # one connection for all four
+    assert b"Content-Length: 0" in server.requests[3]
+    http.close()
+    server.close()
+
+
+def test_a_body_to_the_end_of_the_connection(tmp_path: Path) -> None:
+    script = [[b"HTTP/1.0 200 OK\r\n\r\nall of it"], [_ok(b"x", "Content-Length: 1")]]
+    server = Scripted(tmp_path / "engine.sock", script)  # type: ignore[arg-type]
+    http = UnixHTTP(f"unix://{server.path}", timeout=5)
+    assert http.request("GET", "/a") == (200, b"all of it")
+    assert http.request("GET", "/b") == (200, b"x")  # on a new connection
+    http.close()
+    server.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Le",
+    ],
+)
+def test_broken_answers_are_one_line_errors(tmp_path: Path, reply: bytes) -> None:
+    server = Scripted(tmp_path / "engine.sock", [[reply]])
+    http = UnixHTTP(f"unix://{server.path}", timeout=5)
+    with pytest.raises(EngineError) as caught:
+        http.request("GET", "/a")
+    assert "answered badly (GET /a)" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    server.close()
+
+
+def test_the_transport_retries_a_stale_connection_once(tmp_path: Path) -> None:
+    ok = _ok(b"{}", "Content-Length: 2")
+    server = Scripted(tmp_path / "engine.sock", [[ok, None], [ok]])
+    http = UnixHTTP(f"unix://{server.path}", timeout=5)
+    assert http.request("GET", "/a") == (200, b"{}")
+    assert http.request("GET", "/b") == (200, b"{}")
+    assert [r.split(b" ")[1] for r in server.requests] == [b"/a", b"/b", b"/b"]
+    http.close()
+    server.close()
+
+
+def test_a_silent_engine_is_one_clear_error(tmp_path: Path) -> None:
+    server = Scripted(tmp_path / "engine.sock", [[None], [None]])
+    http = UnixHTTP(f"unix://{server.path}", timeout=5)
+    with pytest.raises(EngineUnreachable, match="closed the connection without answering"):
+        http.request("GET", "/a")
+    server.close()
+
+
+def test_a_stream_yields_lines_across_chunks(tmp_path: Path) -> None:
+    body = b'4\r\n{"a"\r\n5\r\n:1}\n{\r\n5\r\n"b":2\r\n2\r\n}\n\r\n0\r\n\r\n'
+    server = Scripted(tmp_path / "engine.sock", [[_ok(body, "Transfer-Encoding: chunked")]])
+    stream = UnixHTTP(f"unix://{server.path}", timeout=5).stream("/events")
+    assert stream.status == 200
+    assert list(stream.lines()) == [b'{"a":1}\n', b'{"b":2}\n']
+    server.close()

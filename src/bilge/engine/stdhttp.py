@@ -1,9 +1,10 @@
 """HTTP/1.1 to the engine with the standard library's http.client.
 
 `http.client.HTTPConnection` with a `connect` that opens a unix socket (or tcp
-for plain tcp://), behind the same interface as unixhttp.Connection: one
-request after the other on one kept-alive connection, the whole answer by a
-deadline, the body under a size limit, and a stream that pings a quiet engine.
+for plain tcp://): one request after the other on one kept-alive connection,
+the whole answer by a deadline, the body under a size limit, and a stream that
+pings a quiet engine. It replaced a hand-written HTTP/1.1 client, which was no
+faster end to end ("One HTTP story" in docs/benchmarks.md).
 
 http.client only knows a timeout per socket operation. The whole-answer
 deadline comes from the socket itself: `_DeadlineSocket` sets its timeout to
@@ -23,17 +24,35 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bilge.engine.unixhttp import (
-    MAX_LINE,
-    Address,
-    Disconnected,
-    ProtocolError,
-    TimedOut,
-    TooLarge,
-    Unanswered,
-)
-
+#: One event of the stream is a few hundred bytes; a guard against a runaway peer.
+MAX_LINE = 64 * 1024
 PIECE = 1 << 16
+
+Address = str | tuple[str, int]
+
+
+class Disconnected(ConnectionError):
+    """The peer closed a kept-alive connection before answering: worth one retry."""
+
+
+class ProtocolError(OSError):
+    """An answer that is not HTTP/1.x, or one cut off."""
+
+
+class Unanswered(ProtocolError):
+    """A fresh connection closed before any answer: nothing engine-like listens."""
+
+
+class TimedOut(TimeoutError):
+    """The whole answer did not arrive before the request's deadline."""
+
+
+class TooLarge(ProtocolError):
+    """The answer's body is larger than the request allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit} bytes")
+        self.limit = limit
 
 
 class _DeadlineSocket(socket.socket):
@@ -89,8 +108,11 @@ class _Connection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class StdConnection:
-    """One connection to an engine through http.client (see the module docstring)."""
+class Connection:
+    """One connection to an engine; requests go one after the other on it.
+
+    `address` is a unix socket's path or a (host, port) pair. `timeout` bounds
+    the whole answer of each request that names no deadline (None: no bound)."""
 
     def __init__(self, address: Address, timeout: float | None) -> None:
         self.address = address
@@ -105,6 +127,8 @@ class StdConnection:
     def request(
         self, method: str, target: str, *, deadline: float | None = None, limit: int | None = None
     ) -> tuple[int, bytes]:
+        """Send one request and read its whole answer, by `deadline` (else now +
+        timeout) and of at most `limit` bytes of body (TooLarge otherwise)."""
         if deadline is None and self.timeout is not None:
             deadline = time.monotonic() + self.timeout
         try:
@@ -117,7 +141,7 @@ class StdConnection:
             raise ProtocolError("the connection closed in the middle of an answer") from None
         except http.client.HTTPException as exc:
             self.close()
-            raise ProtocolError(str(exc) or type(exc).__name__) from None
+            raise _protocol(exc) from None
         except BaseException:
             self.close()  # whatever is left of the answer would be read as the next one
             raise
@@ -128,11 +152,14 @@ class StdConnection:
     def stream(
         self, target: str, *, deadline: float | None, idle: float, on_idle: Callable[[], None]
     ) -> tuple[int, Iterator[bytes]]:
+        """GET an answer that goes on (the event stream), line by line. Its head
+        must arrive by `deadline`; then `on_idle` runs whenever `idle` seconds
+        pass without a byte."""
         try:
             response = self._exchange("GET", target, deadline)
         except http.client.HTTPException as exc:
             self.close()
-            raise ProtocolError(str(exc) or type(exc).__name__) from None
+            raise _protocol(exc) from None
         sock = self.sock
         if sock is not None:
             sock.deadline, sock.on_idle = None, on_idle
@@ -140,6 +167,7 @@ class StdConnection:
         return response.status, _lines(response)
 
     def interrupt(self) -> None:
+        """Shut the socket down from another thread: a reader blocked in recv wakes."""
         sock = self.sock
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -158,7 +186,10 @@ class StdConnection:
             if sock is not None:
                 sock.deadline, sock.on_idle = deadline, None
             self._conn.request(method, target, headers={"User-Agent": "bilge"})
-            return self._conn.getresponse()
+            response = self._conn.getresponse()
+            if response.msg.defects:  # e.g. headers cut off: http.client carries on
+                raise ProtocolError("the answer's headers are malformed or cut off")
+            return response
         except http.client.RemoteDisconnected:
             self.close()
             if fresh:  # a new connection closed at once: not a stale keep-alive
@@ -172,8 +203,19 @@ class StdConnection:
             raise
 
 
+def _protocol(exc: http.client.HTTPException) -> ProtocolError:
+    """One line, whatever the peer sent (http.client quotes a bad status line raw)."""
+    if isinstance(exc, http.client.BadStatusLine):
+        return ProtocolError(f"not an HTTP answer: {str(exc.args[0])[:60]!r}")
+    return ProtocolError(repr(str(exc))[1:-1] or type(exc).__name__)
+
+
 def _read(response: http.client.HTTPResponse, limit: int | None) -> bytes:
     """The whole body, refused when it announces or reaches more than `limit`."""
+    announced = response.getheader("content-length")
+    if announced is not None and not response.chunked and not announced.strip().isdigit():
+        # http.client would read such an answer to the end of the connection.
+        raise ProtocolError("malformed Content-Length")
     if limit is not None and response.length is not None and response.length > limit:
         raise TooLarge(limit)
     pieces: list[bytes] = []
@@ -199,6 +241,6 @@ def _lines(response: http.client.HTTPResponse) -> Iterator[bytes]:
             if len(pending) > MAX_LINE * 16:  # one event is a few hundred bytes
                 raise ProtocolError("a line of the stream is too long")
     except http.client.HTTPException as exc:
-        raise ProtocolError(str(exc) or type(exc).__name__) from None
+        raise _protocol(exc) from None
     if pending:
         yield pending

@@ -1,13 +1,12 @@
-"""HTTP to the engine: a lean client for unix sockets and plain tcp, docker-py for the rest.
+"""HTTP to the engine: the standard library for unix sockets and plain tcp, docker-py for the rest.
 
 Removing a crowded host is a burst of small requests: one check and one
-removal per object. Through requests and urllib3 each costs about 1.4 ms of
-client CPU (measured against dockerd 20.10), as much as the engine spends on
-the removal itself, and on a 2-core host the two compete. `UnixHTTP` speaks
-HTTP/1.1 over the socket with the standard library, one keep-alive connection
-per thread (unixhttp.py), at about a twentieth of that; plain tcp:// goes the
-same way. Every other address (TLS, ssh://, npipe://) goes through docker-py's
-APIClient (sdkhttp.py), which knows them all.
+removal per object. A local engine (unix://) and plain tcp:// are spoken to
+with http.client, one keep-alive connection per thread (stdhttp.py): no
+dependency, and as fast end to end as a hand-written client and faster than
+httpx, as measured ("One HTTP story" in docs/benchmarks.md). Every other
+address (TLS, ssh://, npipe://) goes through docker-py's APIClient
+(sdkhttp.py), which knows them all.
 
 Every request has a deadline for its whole answer and a size limit (DESIGN.md,
 safety rule 8); either failing is an `EngineError` of one line naming the
@@ -23,11 +22,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
-from bilge.engine.unixhttp import (
+from bilge.engine.stdhttp import (
     Address,
     Connection,
     Disconnected,
@@ -39,43 +38,6 @@ from bilge.engine.unixhttp import (
 from bilge.errors import EngineError, EngineUnreachable
 
 Params = dict[str, str]
-
-
-class Wire(Protocol):
-    """One connection to an engine, used by one thread at a time (unixhttp.Connection
-    and the alternatives the benchmark compares it with)."""
-
-    def request(
-        self, method: str, target: str, *, deadline: float | None = None, limit: int | None = None
-    ) -> tuple[int, bytes]: ...
-    def stream(
-        self, target: str, *, deadline: float | None, idle: float, on_idle: Callable[[], None]
-    ) -> tuple[int, Iterator[bytes]]: ...
-    def interrupt(self) -> None: ...
-    def close(self) -> None: ...
-
-
-WireFactory = Callable[[Address, "float | None"], Wire]
-
-
-def wire_factory(name: str) -> WireFactory:
-    """The HTTP client a local or plain-tcp engine is spoken to with: the hand-written
-    one ("lean"), httpx ("httpx") or http.client ("httpclient")."""
-    if name == "httpx":
-        from bilge.engine.httpxhttp import HttpxConnection
-
-        return HttpxConnection
-    if name == "httpclient":
-        from bilge.engine.stdhttp import StdConnection
-
-        return StdConnection
-    if name != "lean":
-        raise EngineUnreachable(f"BILGE_UNIX_HTTP={name}: not lean, httpx or httpclient")
-    return Connection
-
-
-#: Read here only: the benchmark runs bilge once with each client (docs/benchmarks.md).
-UNIX_HTTP = os.environ.get("BILGE_UNIX_HTTP", "lean")
 
 
 class Stream(Protocol):
@@ -129,7 +91,7 @@ EVENTS_IDLE_SECONDS = 30.0
 
 
 class LeanHTTP:
-    """HTTP/1.1 with the standard library, one persistent connection per thread."""
+    """HTTP/1.1 with http.client, one persistent connection per thread."""
 
     def __init__(
         self,
@@ -145,10 +107,9 @@ class LeanHTTP:
         self.timeout = timeout
         self.max_answer = max_answer
         self.events_idle = events_idle
-        self._wire = wire_factory(UNIX_HTTP)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._all: list[Wire] = []
+        self._all: list[Connection] = []
 
     def request(self, method: str, path: str, params: Params | None = None) -> tuple[int, bytes]:
         url = with_query(path, params)
@@ -203,17 +164,17 @@ class LeanHTTP:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return EngineUnreachable(f"cannot connect to the engine at {self.host} ({reason})")
 
-    def _connection(self) -> Wire:
-        conn: Wire | None = getattr(self._local, "conn", None)
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._wire(self.address, self.timeout)
+            conn = Connection(self.address, self.timeout)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
         return conn
 
     def _drop(self) -> None:
-        conn: Wire | None = getattr(self._local, "conn", None)
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
@@ -229,7 +190,7 @@ class LeanHTTP:
     def stream(self, path: str, params: Params | None = None) -> Stream:
         # No deadline once the head is in: the engine may send nothing for hours;
         # `close` ends it, and `_alive` gives up a peer that stopped answering.
-        conn = self._wire(self.address, None)
+        conn = Connection(self.address, None)
         deadline = time.monotonic() + self.timeout
         try:
             status, lines = conn.stream(
@@ -247,7 +208,7 @@ class LeanHTTP:
     def _alive(self) -> None:
         """Called when the event stream has been quiet: raises if the engine no
         longer answers a ping (the caller reconnects when the engine is back)."""
-        probe = self._wire(self.address, self.timeout)
+        probe = Connection(self.address, self.timeout)
         try:
             status, _ = probe.request("GET", "/_ping", limit=4096)
         except OSError as exc:
@@ -285,7 +246,7 @@ class TcpHTTP(LeanHTTP):
 
 
 class _LeanStream:
-    def __init__(self, conn: Wire, status: int, lines: Iterator[bytes], host: str) -> None:
+    def __init__(self, conn: Connection, status: int, lines: Iterator[bytes], host: str) -> None:
         self._conn, self._lines, self._host = conn, lines, host
         self._closed = False
         self.status = status
@@ -318,7 +279,7 @@ def open_transport(
     max_answer: int = MAX_ANSWER_BYTES,
     env: Mapping[str, str] | None = None,
 ) -> Transport:
-    """The lean client for unix:// and plain tcp://; docker-py for TLS (as
+    """http.client for unix:// and plain tcp://; docker-py for TLS (as
     DOCKER_TLS_VERIFY / DOCKER_CERT_PATH ask, the way `docker` reads them),
     ssh:// and the rest."""
     env = os.environ if env is None else env
