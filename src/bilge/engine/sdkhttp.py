@@ -5,8 +5,8 @@ gets a deadline for its whole answer: the connect and every read of the head
 are bounded by the whole timeout, and the body is read piece by piece with the
 socket's timeout set to the time left before each piece, so an engine that
 dribbles its body fails at the deadline. (A head dribbled byte by byte is only
-bounded per read: urllib3 reads it out of reach. The lean client of
-transport.py, used for unix:// and plain tcp://, bounds that too.) Bodies have
+bounded per read: urllib3 reads it out of reach. http.client (stdhttp.py),
+used for unix:// and plain tcp://, bounds that too.) Bodies have
 the same size limit as there.
 """
 
