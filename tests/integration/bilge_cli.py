@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers import Sandbox
+from tests.integration.helpers import Sandbox
 
 #: Grace periods of zero: the tests' objects are seconds old.
 ZERO_GRACE = """

@@ -31,7 +31,8 @@ from pathlib import Path
 from types import FrameType
 
 import pytest
-from helpers import Sandbox, reset_engine, start_sandbox, stop_sandbox
+
+from tests.integration.helpers import Sandbox, reset_engine, start_sandbox, stop_sandbox
 
 HERE = Path(__file__).resolve().parent
 PREFIX = "bilge-sandbox-"

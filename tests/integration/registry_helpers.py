@@ -42,13 +42,13 @@ import bcrypt
 import httpx
 import pytest
 import yaml
-from bilge_cli import Run
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from bilge.registry.auth import Credentials, RegistryAuth
+from tests.integration.bilge_cli import Run
 
 REGISTRY_BIN = Path("/usr/bin/docker-registry")
 INSTALL_LOCK = Path("/run/lock/bilge-registry-install.lock")

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bilge_cli import ZERO_GRACE, exists, inventory, make_bilge
-from helpers import Sandbox, build_image, make_volume, run_container
+
+from tests.integration.bilge_cli import ZERO_GRACE, exists, inventory, make_bilge
+from tests.integration.helpers import Sandbox, build_image, make_volume, run_container
 
 
 def clutter(sb: Sandbox) -> None:

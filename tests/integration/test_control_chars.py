@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bilge_cli import ZERO_GRACE, make_bilge
-from helpers import Sandbox, run_container
+from tests.integration.bilge_cli import ZERO_GRACE, make_bilge
+from tests.integration.helpers import Sandbox, run_container
 
 #: Sets the window title, rings the bell, clears the screen, returns the cursor,
 #: and a C1 CSI and a bidi override after it.

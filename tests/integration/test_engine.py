@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from helpers import Sandbox, build_image, make_volume, run_container
 
 from bilge.collect.prefetch import Prefetch
 from bilge.collect.snapshot import collect
@@ -18,6 +17,7 @@ from bilge.engine.transport import SdkHTTP, UnixHTTP
 from bilge.errors import EngineUnreachable, ObjectConflict, ObjectGone
 from bilge.model import Snapshot, VolumeContents
 from bilge.timeparse import parse_time
+from tests.integration.helpers import Sandbox, build_image, make_volume, run_container
 
 TRANSPORTS = ["stdlib", "docker-py"]
 

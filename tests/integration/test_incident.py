@@ -29,8 +29,9 @@ from typing import Any
 
 import incident
 import pytest
-from bilge_cli import Run
-from helpers import Sandbox
+
+from tests.integration.bilge_cli import Run
+from tests.integration.helpers import Sandbox
 
 #: Grace periods of zero (the clutter is seconds old), and json-file logs cut to 1 MB.
 POLICY = """

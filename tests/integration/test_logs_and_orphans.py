@@ -9,8 +9,8 @@ import secrets
 import time
 from pathlib import Path
 
-from bilge_cli import ZERO_GRACE, make_bilge
-from helpers import Sandbox, build_image, run_container
+from tests.integration.bilge_cli import ZERO_GRACE, make_bilge
+from tests.integration.helpers import Sandbox, build_image, run_container
 
 LOGS = ZERO_GRACE + '[logs]\nmax_size = "1MB"\n'
 # 2 MB of log at once, then a line every 0.1 s for as long as it runs.

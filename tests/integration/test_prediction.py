@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bilge_cli import ZERO_GRACE, make_bilge
-from helpers import Sandbox, build_image, make_volume, run_container
+from tests.integration.bilge_cli import ZERO_GRACE, make_bilge
+from tests.integration.helpers import Sandbox, build_image, make_volume, run_container
 
 MB = 1_000_000
 

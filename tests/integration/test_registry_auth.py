@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registry_helpers import (
+
+from bilge.registry.auth import Credentials
+from tests.integration.registry_helpers import (
     BilgeRegistry,
     Pusher,
     Registry,
@@ -23,8 +25,6 @@ from registry_helpers import (
     registry_dir,
     start_registry,
 )
-
-from bilge.registry.auth import Credentials
 
 __all__ = ["registry_dir"]  # fixture
 

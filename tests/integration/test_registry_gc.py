@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Sandbox, build_image, start_sandbox, stop_sandbox
-from registry_helpers import (
+
+from tests.integration.helpers import Sandbox, build_image, start_sandbox, stop_sandbox
+from tests.integration.registry_helpers import (
     REGISTRY_BIN,
     BilgeRegistry,
     Pushed,

@@ -11,7 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from registry_helpers import (
+
+from bilge.registry.client import RegistryClient
+from bilge.registry.policy import RegistryConfig
+from tests.integration.registry_helpers import (
     BilgeRegistry,
     Pushed,
     Pusher,
@@ -22,9 +25,6 @@ from registry_helpers import (
     registry_dir,
     start_registry,
 )
-
-from bilge.registry.client import RegistryClient
-from bilge.registry.policy import RegistryConfig
 
 __all__ = ["registry", "registry_dir"]  # fixtures
 

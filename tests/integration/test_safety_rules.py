@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bilge_cli import exists, make_bilge
-from helpers import BASE_IMAGE, Sandbox, build_image, make_volume, run_container
-
 from bilge.applier import core as apply_module
 from bilge.config.policy import parse_policy
 from bilge.model import Result
 from bilge.session import Session
+from tests.integration.bilge_cli import exists, make_bilge
+from tests.integration.helpers import BASE_IMAGE, Sandbox, build_image, make_volume, run_container
 
 
 def volumes_of(sb: Sandbox, container: str) -> list[str]:

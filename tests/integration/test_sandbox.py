@@ -7,7 +7,8 @@ import os
 import tarfile
 
 import pytest
-from helpers import (
+
+from tests.integration.helpers import (
     BASE_IMAGE,
     SYSTEM_SOCKETS,
     ContainerState,

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bilge_cli import ZERO_GRACE, exists, make_bilge
-from helpers import BASE_IMAGE, Sandbox, make_volume, run_container
 
 from bilge.model import Action, Kind
 from bilge.state.store import StateStore
+from tests.integration.bilge_cli import ZERO_GRACE, exists, make_bilge
+from tests.integration.helpers import BASE_IMAGE, Sandbox, make_volume, run_container
 
 NAMED = ZERO_GRACE.replace("named_after", "named = true\nnamed_after")
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bilge_cli import ZERO_GRACE, exists, make_bilge
-from helpers import Sandbox, build_image, make_dangling, run_container
 
 from bilge.state.store import StateStore
+from tests.integration.bilge_cli import ZERO_GRACE, exists, make_bilge
+from tests.integration.helpers import Sandbox, build_image, make_dangling, run_container
 
 
 def _free_port() -> int:

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fake_engine import FakeEngine
 
 from bilge.applier.core import apply
 from bilge.applier.saved import narrow_saved
 from bilge.errors import PlanFileError, StateError
 from bilge.model import Action, ActionOutcome, EngineInfo, Kept, Kind, Plan, Result, Snapshot
 from bilge.state.store import StateStore
+from tests.unit.fake_engine import FakeEngine
 
 PLANNED = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

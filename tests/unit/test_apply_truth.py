@@ -6,13 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fake_engine import FakeEngine
-from test_apply import Events, action, container
-
 from bilge.applier.core import apply
 from bilge.errors import EngineError, EngineUnreachable
 from bilge.model import Action, Kind, Plan, Result
 from bilge.state.store import StateStore
+from tests.unit.fake_engine import FakeEngine
+from tests.unit.test_apply import Events, action, container
 
 PLANNED = datetime(2026, 1, 1, 12, tzinfo=UTC)
 ANON = "a" * 64

@@ -43,7 +43,7 @@ def test_a_metrics_address_out_of_range_is_bad_usage(tmp_path: Path) -> None:
 
 def test_an_error_line_shows_control_characters_escaped(tmp_path: Path) -> None:
     # An engine that refuses with a message meant for the terminal, not for bilge.
-    from deadline_peers import Peer, head
+    from tests.unit.deadline_peers import Peer, head
 
     def refuse(conn: object, stop: object) -> None:
         body = b'{"message": "no\\u001b]0;pwned\\u0007\\u001b[2J\\rway"}'
@@ -77,11 +77,10 @@ def test_an_error_line_shows_control_characters_escaped(tmp_path: Path) -> None:
 def test_the_policy_sets_the_engine_deadline(tmp_path: Path) -> None:
     from datetime import timedelta
 
-    from deadline_peers import Peer, answer
-
     from bilge.config.policy import EnginePolicy, Policy
     from bilge.engine.docker import DockerEngine
     from bilge.session import Session
+    from tests.unit.deadline_peers import Peer, answer
 
     peer = Peer({"/version": answer(b'{"ApiVersion": "1.41"}')}, str(tmp_path / "engine.sock"))
     try:

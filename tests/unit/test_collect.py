@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fake_engine import FakeEngine
 
 from bilge.collect.snapshot import collect
 from bilge.errors import EngineError
+from tests.unit.fake_engine import FakeEngine
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 ANON = "a" * 64

@@ -12,7 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deadline_peers import (
+
+from bilge.engine.docker import DockerEngine
+from bilge.engine.sdkhttp import SdkHTTP
+from bilge.engine.transport import TcpHTTP, UnixHTTP
+from bilge.errors import EngineError
+from tests.unit.deadline_peers import (
     Behaviour,
     Peer,
     answer,
@@ -24,11 +29,6 @@ from deadline_peers import (
     huge_chunked,
     never,
 )
-
-from bilge.engine.docker import DockerEngine
-from bilge.engine.sdkhttp import SdkHTTP
-from bilge.engine.transport import TcpHTTP, UnixHTTP
-from bilge.errors import EngineError
 
 VERSION = answer(json.dumps({"ApiVersion": "1.41"}).encode())
 LIST = "/v1.41/containers/json"

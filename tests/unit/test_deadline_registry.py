@@ -12,7 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deadline_peers import (
+
+from bilge.registry.client import RegistryClient
+from bilge.registry.errors import RegistryError, RegistryUnreachable
+from bilge.registry.policy import RegistryConfig
+from tests.unit.deadline_peers import (
     Behaviour,
     Peer,
     close_midway,
@@ -23,10 +27,6 @@ from deadline_peers import (
     huge_chunked,
     never,
 )
-
-from bilge.registry.client import RegistryClient
-from bilge.registry.errors import RegistryError, RegistryUnreachable
-from bilge.registry.policy import RegistryConfig
 
 DIGEST = "sha256:" + "a" * 64
 MANIFEST = f"/v2/team/app/manifests/{DIGEST}"

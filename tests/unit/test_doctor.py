@@ -6,7 +6,12 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from snapshots import (
+
+from bilge.config.policy import DEFAULT_POLICY, Policy, parse_policy
+from bilge.model import Container, Filesystem, OrphanDir, Snapshot, UsageSample
+from bilge.planner.core import plan
+from bilge.planner.doctor import Finding, Severity, diagnose
+from tests.unit.snapshots import (
     ENGINE,
     NOW,
     PG_MARKER,
@@ -16,11 +21,6 @@ from snapshots import (
     snapshot,
     volume,
 )
-
-from bilge.config.policy import DEFAULT_POLICY, Policy, parse_policy
-from bilge.model import Container, Filesystem, OrphanDir, Snapshot, UsageSample
-from bilge.planner.core import plan
-from bilge.planner.doctor import Finding, Severity, diagnose
 
 GB = 1000**3
 MB = 1000**2

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snapshots import NOW, ago, cache, container, image, snapshot, volume
-
 from bilge.config.policy import parse_policy
 from bilge.model import Filesystem, Kind, Snapshot
 from bilge.planner.core import plan
 from bilge.planner.eviction import Target, above, select, target
+from tests.unit.snapshots import NOW, ago, cache, container, image, snapshot, volume
 
 MB = 1000**2
 ZERO = parse_policy(

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_engine import JSON, FakeEngine
 
 from bilge.clock import FakeClock
 from bilge.config.policy import Policy, parse_policy
@@ -24,6 +23,7 @@ from bilge.guard.log import Log
 from bilge.guard.loop import BACKOFF_CAP, EVENT_SETTLE_SECONDS, Guard, WatchOptions
 from bilge.model import Filesystem, UsageSample
 from bilge.state.store import StateStore
+from tests.unit.fake_engine import JSON, FakeEngine
 
 TOTAL = 1_000_000
 RECORD = 100_000

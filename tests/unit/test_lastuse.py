@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from snapshots import NOW, ago, container, image, snapshot
-
 from bilge.config.policy import parse_policy
 from bilge.guard.lastuse import interpret, used_now, with_last_use
 from bilge.planner.core import plan
+from tests.unit.snapshots import NOW, ago, container, image, snapshot
 
 T = 1_700_000_000
 NO_KEEP_RECENT = parse_policy("[images]\nkeep_recent = 0\n", "t")

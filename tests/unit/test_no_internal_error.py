@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deadline_peers import Peer, answer
+
+from tests.unit.deadline_peers import Peer, answer
 
 COMMANDS = [
     ["status"],

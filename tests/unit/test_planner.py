@@ -11,19 +11,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from snapshots import (
-    COUCH_MARKER,
-    KEEP,
-    NOW,
-    PG_MARKER,
-    ago,
-    cache,
-    container,
-    image,
-    network,
-    snapshot,
-    volume,
-)
 
 import bilge.planner.build_cache
 import bilge.planner.containers
@@ -42,6 +29,19 @@ from bilge.config.policy import (
 )
 from bilge.model import Kind, Plan, Snapshot
 from bilge.planner.core import PRECONDITIONS, plan
+from tests.unit.snapshots import (
+    COUCH_MARKER,
+    KEEP,
+    NOW,
+    PG_MARKER,
+    ago,
+    cache,
+    container,
+    image,
+    network,
+    snapshot,
+    volume,
+)
 
 DEFAULT = Policy()
 NAMED = Policy(volumes=VolumesPolicy(named=True))

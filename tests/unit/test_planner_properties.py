@@ -11,12 +11,12 @@ from collections.abc import Callable
 from fnmatch import fnmatchcase
 
 from hypothesis import HealthCheck, given, settings
-from snapshots import NOW, policies, snapshots
 
 from bilge.config.policy import Policy
 from bilge.model import Kind, Plan, Snapshot
 from bilge.planner.core import plan
 from bilge.planner.eviction import Target, select
+from tests.unit.snapshots import NOW, policies, snapshots
 
 Property = Callable[[Snapshot, Policy, Plan], None]
 

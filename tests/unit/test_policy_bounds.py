@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from pydantic import ValidationError
-from snapshots import snapshots
 
 from bilge.cli import main
 from bilge.config.policy import DEFAULT_POLICY, EnginePolicy, Policy, WatchPolicy, parse_policy
@@ -18,6 +17,7 @@ from bilge.config.units import MAX_DURATION, MAX_SIZE
 from bilge.errors import EXIT_USAGE, ConfigError
 from bilge.planner.core import plan
 from bilge.registry.policy import RegistryConfig
+from tests.unit.snapshots import snapshots
 
 SOURCE = "/etc/bilge/bilge.toml"
 

@@ -6,10 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fake_engine import FakeEngine
-
 import bilge
 from bilge import Session, load_policy
+from tests.unit.fake_engine import FakeEngine
 
 EXITED = {
     "Id": "c1",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snapshots import NOW, ago, container, snapshot
-
 from bilge.config.policy import DEFAULT_POLICY, parse_policy, with_orphans
 from bilge.model import Container, Kind, OrphanDir
 from bilge.planner.core import plan
+from tests.unit.snapshots import NOW, ago, container, snapshot
 
 MB = 1000**2
 LOGS = parse_policy('[logs]\nmax_size = "10MB"\n', "t")

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fake_engine import FakeEngine
 
 from bilge.cli import entry as cli
 from bilge.config.policy import Policy
@@ -22,6 +21,7 @@ from bilge.session import Session
 from bilge.state.records import AttemptRecord, OutcomeRecord, SampleRecord, is_audit, lost_line
 from bilge.state.runs import current_run, run_alive
 from bilge.state.store import StateStore
+from tests.unit.fake_engine import FakeEngine
 
 HOST = "unix:///fake/docker.sock"
 DEAD_RUN = "nowhere-else:1:1"

@@ -1,0 +1,1 @@
+"""bilge's tests: unit (pure code, fakes) and integration (real engines)."""

@@ -1,0 +1,1 @@
+"""Integration tests against private real engines and registries."""

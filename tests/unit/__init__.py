@@ -1,0 +1,1 @@
+"""Unit tests: pure code, a fake engine and a fake clock; no daemon."""
