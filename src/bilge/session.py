@@ -239,7 +239,7 @@ class Session:
         data_root = snap.engine.data_root if snap.engine.local else None
         settled = 0
         for entry in self.store.open_attempts(host):
-            found = settlement(self.engine, entry, data_root)
+            found = settlement(self.engine, entry, data_root, snap.engine.storage_driver)
             if found is not None:
                 self.store.record_outcome(entry.id, *found)
                 settled += 1

@@ -64,11 +64,11 @@ def still_there(engine: Engine, kind: Kind, object_id: str) -> bool:
 
 
 def settlement(
-    engine: Engine, entry: AuditEntry, data_root: str | None
+    engine: Engine, entry: AuditEntry, data_root: str | None, driver: str
 ) -> tuple[Result, str] | None:
     """The outcome of an attempt its run left open, or None when nobody can tell
-    yet (it then stays open for a later run). `data_root` (when readable) tells
-    whether an orphaned layer directory is still there."""
+    yet (it then stays open for a later run). `data_root` (when readable) and its
+    storage `driver` tell whether an orphaned layer directory is still there."""
     if entry.kind is Kind.LOG:
         # A truncation leaves nothing to ask about: say so, once and for all.
         return Result.SKIPPED, f"outcome not known: {_STOPPED}"
@@ -76,7 +76,7 @@ def settlement(
         if entry.kind is Kind.ORPHAN:
             if data_root is None:
                 return None
-            there = os.path.lexists(os.path.join(data_root, _driver_dir(engine), entry.object_id))
+            there = os.path.lexists(os.path.join(data_root, driver, entry.object_id))
         else:
             there = still_there(engine, entry.kind, entry.object_id)
     except EngineError:
@@ -87,7 +87,3 @@ def settlement(
 
 
 _STOPPED = "the run that attempted it stopped before its outcome"
-
-
-def _driver_dir(engine: Engine) -> str:
-    return str(engine.info().get("Driver") or "overlay2")
