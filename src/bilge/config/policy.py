@@ -19,11 +19,10 @@ import tomllib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -31,43 +30,27 @@ from pydantic import (
     StrictStr,
     ValidationError,
     ValidationInfo,
-    model_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails
 
 from bilge.config.bounds import (
     DAY,
-    Address,
     Count,
     Deadline,
     Duration,
-    Interval,
-    Percent,
     Render,
     Size,
 )
-from bilge.config.units import duration_text, format_percent
+from bilge.config.units import duration_text
+from bilge.config.watch import WatchPolicy
 from bilge.errors import ConfigError
-from bilge.guard.alerts import url_problem
 
 #: Validation context marking input read from a file, where bare numbers are
 #: refused as watermarks (85 and 0.85 both look plausible there).
 _FROM_FILE = {"from_file": True}
 
 
-def _webhook_url(value: Any) -> str:
-    # The URL is a secret: neither the message nor pydantic's error (which
-    # quotes the input for the types it checks itself) may contain it.
-    if not isinstance(value, str):
-        raise ValueError("expected a string")
-    problem = url_problem(value) if value else None
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
-WebhookUrl = Annotated[str, BeforeValidator(_webhook_url)]
 Globs = tuple[StrictStr, ...]
 
 
@@ -146,45 +129,6 @@ class OrphansPolicy(_Section):
     older_than: Duration = Field(
         default=DAY, description="only orphans left untouched this long (a pull may be running)"
     )
-
-
-class WatchPolicy(_Section):
-    high: Percent = Field(default=0.85, description="disk usage that starts an eviction")
-    low: Percent = Field(default=0.75, description="usage an eviction brings the disk down to")
-    inodes_high: Percent = Field(default=0.90, description="inode usage that starts an eviction")
-    inodes_low: Percent = Field(default=0.80, description="inode usage an eviction goes down to")
-    interval: Interval = Field(
-        default=timedelta(seconds=30), description="time between two usage samples (1s to 1d)"
-    )
-    metrics_addr: Address = Field(
-        default="127.0.0.1:9808",
-        description="where the guard serves Prometheus metrics (HOST:PORT)",
-    )
-    webhook_url: WebhookUrl = Field(
-        default="", repr=False, description="alerts are POSTed here (or set $BILGE_WEBHOOK_URL)"
-    )
-    webhook_format: Literal["json", "slack"] = Field(
-        default="json", description="json (generic) or slack (an incoming webhook)"
-    )
-
-    @model_validator(mode="after")
-    def _low_below_high(self) -> WatchPolicy:
-        # As kubelet's image GC: a low watermark at or above the high one would
-        # make every eviction either empty or endless.
-        for low, high in (("low", "high"), ("inodes_low", "inodes_high")):
-            low_value, high_value = getattr(self, low), getattr(self, high)
-            if low_value >= high_value:
-                raise PydanticCustomError(
-                    "watermark_order",
-                    "{low} ({low_value}) must be below {high} ({high_value})",
-                    {
-                        "low": low,
-                        "high": high,
-                        "low_value": format_percent(low_value),
-                        "high_value": format_percent(high_value),
-                    },
-                )
-        return self
 
 
 class EnginePolicy(_Section):
