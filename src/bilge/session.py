@@ -26,7 +26,8 @@ from bilge.collect.prefetch import Prefetch
 from bilge.collect.snapshot import collect, statvfs
 from bilge.config.policy import Policy
 from bilge.engine.base import DEFAULT_CONCURRENCY, Engine
-from bilge.engine.docker import TIMEOUT_SECONDS, DockerEngine
+from bilge.engine.connect import open_engine
+from bilge.engine.docker import TIMEOUT_SECONDS
 from bilge.guard.lastuse import used_now, with_last_use
 from bilge.model import ActionOutcome, AuditEntry, Outcome, Plan, Snapshot, UsageSample
 from bilge.planfile import read_plan
@@ -82,9 +83,10 @@ class Session:
         """`store`: a state store to share (not closed here), else one is opened
         under `state_dir` (default: `default_state_dir()`) when first needed.
         `engine`: an engine already connected, else `engine_factory(host)`, else
-        a DockerEngine with the policy's deadline. `prefetch`: a child already
-        reading this host's data-root (bilge.collect.prefetch), if any. `clock`:
-        where the time comes from (a FakeClock in tests)."""
+        the engine at `host` (Docker or Podman: engine/connect.py) with the
+        policy's deadline. `prefetch`: a child already reading this host's
+        data-root (bilge.collect.prefetch), if any. `clock`: where the time comes
+        from (a FakeClock in tests)."""
         self.host = host
         self.policy = policy
         self.state_dir = state_dir or default_state_dir()
@@ -115,7 +117,7 @@ class Session:
             engine = self.prefetch.engine(self.host)
             if engine is not None:
                 return engine
-        return DockerEngine(self.host, timeout=timeout)
+        return open_engine(self.host, timeout=timeout)
 
     @property
     def store(self) -> StateStore:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from bilge.collect.dataroot import DataRoot
 from bilge.engine.base import Capabilities, Engine, JSONObject
+from bilge.engine.connect import open_engine
 from bilge.engine.docker import DockerEngine
 
 
@@ -84,7 +85,7 @@ class ListingThread:
 
     def _run(self) -> None:
         try:
-            self._engine = DockerEngine(self.host)
+            self._engine = open_engine(self.host)
             self._listing = list_engine(self._engine, datetime.now(UTC))
         except Exception:  # the caller lists the engine itself, and reports the error
             self._listing = None

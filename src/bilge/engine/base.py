@@ -6,7 +6,8 @@ read beside its API. Whatever differs between engines (which API tells the
 truth about anonymous volumes, whether the storage can be read from here,
 whether there is a build cache) is asked of the engine through these, never
 guessed from its address. `DockerEngine` (docker.py) is the implementation for
-Docker; a second engine implements the same protocol.
+Docker, `PodmanEngine` (podman.py) the one for Podman; `open_engine`
+(connect.py) asks the engine which it is.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ class Capabilities:
     marks_anonymous_volumes: bool
     #: It keeps a build cache that can be listed and pruned record by record.
     build_cache: bool
+    #: How its storage is laid out on disk: "docker" (a dockerd data-root) or
+    #: "containers-storage" (Podman's graphRoot); collect picks its reader by it.
+    storage: str = "docker"
+
+    @property
+    def display_name(self) -> str:
+        """The engine's name as people write it: "Docker", "Podman"."""
+        return {"docker": "Docker", "podman": "Podman"}.get(self.kind, self.kind)
 
 
 class Engine(Protocol):
@@ -66,6 +75,7 @@ class Engine(Protocol):
     def remove_network(self, network_id: str) -> None: ...
     def remove_build_cache(self, record_id: str) -> int: ...
     def events(self, kinds: tuple[str, ...]) -> EventStream: ...
+    def past_events(self, kinds: tuple[str, ...], since: float) -> list[JSONObject]: ...
 
 
 class EventStream(Protocol):

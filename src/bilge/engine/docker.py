@@ -11,6 +11,7 @@ objects; `collect` is the only reader that turns them into the model.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -62,10 +63,12 @@ class DockerEngine:
         max_answer: int = MAX_ANSWER_BYTES,
         pool_size: int = 16,
         transport: Transport | None = None,
+        version: JSONObject | None = None,
     ) -> None:
         """`timeout` bounds the whole answer of every request (connect, headers and
         body); `max_answer` is the largest body read. Either failing is an
-        `EngineError` naming the request."""
+        `EngineError` naming the request. `version` is the engine's /version answer
+        when the caller has asked for it already (connect.py)."""
         self.host = host
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         if seconds <= 0:
@@ -74,18 +77,23 @@ class DockerEngine:
         self._http = transport or open_transport(
             host, timeout=seconds, pool_size=pool_size, max_answer=max_answer
         )
-        self.api_version = self._negotiate()
+        self.version_answer = version if version is not None else self.ask_version()
+        self.api_version = self._negotiate(self.version_answer)
         self._prefix = f"/v{self.api_version}"
 
-    def _negotiate(self) -> str:
-        """The engine's own API version (as `docker` does), refused below 1.41."""
+    def ask_version(self) -> JSONObject:
+        """The engine's unversioned /version answer."""
         try:
             doc = self._json("GET", "/version", "version")
         except EngineUnreachable as exc:
             raise EngineUnreachable(
                 f"{exc}; is it running? (set it with -H or DOCKER_HOST)"
             ) from exc
-        version = str(_expect(dict, doc, "version").get("ApiVersion") or "")
+        return _expect(dict, doc, "version")
+
+    def _negotiate(self, doc: JSONObject) -> str:
+        """The engine's own API version (as `docker` does), refused below 1.41."""
+        version = str(doc.get("ApiVersion") or "")
         try:
             number = tuple(int(part) for part in version.split("."))
         except ValueError:
@@ -232,6 +240,31 @@ class DockerEngine:
             stream.close()
             _check(stream.status, b"", "events")
         return _Events(stream)
+
+    def past_events(self, kinds: tuple[str, ...], since: float) -> list[JSONObject]:
+        """The events the engine still remembers since `since` (Unix time), up to now:
+        dockerd keeps its last 1,000 in memory."""
+        params = {
+            "filters": json.dumps({"type": list(kinds)}),
+            "since": f"{since:.0f}",
+            "until": f"{time.time():.0f}",
+        }
+        status, body = self._http.request("GET", self._prefix + "/events", params)
+        _check(status, body, "past events")
+        return parse_event_lines(body)
+
+
+def parse_event_lines(body: bytes) -> list[JSONObject]:
+    """Events given one JSON object per line (a torn or foreign line is skipped)."""
+    out = []
+    for line in body.splitlines():
+        try:
+            event = loads_json(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            out.append(event)
+    return out
 
 
 class _Events:

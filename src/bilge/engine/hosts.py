@@ -1,28 +1,46 @@
 """Which engine to talk to, as the docker CLI picks it: -H, else DOCKER_HOST, else
-the current Docker context (DOCKER_CONTEXT or config.json's currentContext),
-else the default socket. Light: the command line resolves hosts before anything
+CONTAINER_HOST (as Podman's tools do), else the current Docker context
+(DOCKER_CONTEXT or config.json's currentContext), else the first socket that exists
+of Docker's, rootful Podman's and the user's rootless Podman's (in that order), else
+Docker's. Light: the command line resolves hosts before anything
 heavy is loaded."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from bilge.errors import EngineError
 from bilge.safejson import loads_json
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
+PODMAN_ROOTFUL = "/run/podman/podman.sock"
 
 
 def resolve_host(explicit: str | None, env: dict[str, str] | None = None) -> str:
-    """The engine address as `docker` would pick it: -H, DOCKER_HOST, context."""
+    """The engine address as `docker` (or `podman --remote`) would pick it: -H,
+    DOCKER_HOST, CONTAINER_HOST, context, then the sockets that exist."""
     env = dict(os.environ) if env is None else env
     if explicit:
         return explicit
-    if env.get("DOCKER_HOST"):
-        return env["DOCKER_HOST"]
-    return _context_host(env) or DEFAULT_HOST
+    for variable in ("DOCKER_HOST", "CONTAINER_HOST"):
+        if env.get(variable):
+            return env[variable]
+    return _context_host(env) or default_socket(env)
+
+
+def default_socket(env: dict[str, str], exists: Callable[[str], bool] = os.path.exists) -> str:
+    """Docker's socket if it exists, else rootful Podman's, else the user's rootless
+    Podman socket ($XDG_RUNTIME_DIR/podman/podman.sock, or /run/user/UID/...), else
+    Docker's (whose absence the first request then reports)."""
+    runtime = env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    for path in (DEFAULT_HOST.removeprefix("unix://"), PODMAN_ROOTFUL,
+                 f"{runtime}/podman/podman.sock"):  # fmt: skip
+        if exists(path):
+            return f"unix://{path}"
+    return DEFAULT_HOST
 
 
 def _context_host(env: dict[str, str]) -> str | None:
