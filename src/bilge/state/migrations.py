@@ -67,11 +67,27 @@ def _m3_audit_runs(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX audit_open ON audit (host) WHERE outcome IS NULL")
 
 
+def _m4_registry_pulls(db: sqlite3.Connection) -> None:
+    # The Registry API does not say when a manifest was last pulled; the
+    # registry's notifications do (`bilge registry listen`), and registry
+    # rules keep what was pulled lately (keep_pulled_within).
+    db.execute(
+        """CREATE TABLE registry_pulls (
+            registry TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            last_pulled TEXT NOT NULL,
+            PRIMARY KEY (registry, repository, digest)
+        )"""
+    )
+
+
 #: Append only: a migration, once released, is never edited or reordered.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("0001-initial", _m1_initial),
     ("0002-image-use", _m2_image_use),
     ("0003-audit-runs", _m3_audit_runs),
+    ("0004-registry-pulls", _m4_registry_pulls),
 )
 
 
