@@ -237,6 +237,7 @@ class EngineInfo:
     storage_driver: str
     #: True when the data-root is readable from here (bilge runs on the host).
     local: bool
+    kind: str = "docker"  # or "podman": the engine's name, shown and in JSON documents
 
 
 @dataclass(frozen=True)

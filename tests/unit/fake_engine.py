@@ -36,6 +36,8 @@ class FakeEngine:
     inspected: list[str] = field(default_factory=list)
     #: What `events` streams (those of the kinds asked for), then the stream ends.
     event_list: list[JSON] = field(default_factory=list)
+    #: What `past_events` reads back (those of the kinds asked for, since the time given).
+    past_event_list: list[JSON] = field(default_factory=list)
 
     def _check(self) -> None:
         if self.unreachable:
@@ -145,6 +147,14 @@ class FakeEngine:
     def events(self, kinds: tuple[str, ...]) -> FakeEventStream:
         self._check()
         return FakeEventStream([e for e in self.event_list if e.get("Type") in kinds])
+
+    def past_events(self, kinds: tuple[str, ...], since: float) -> list[JSON]:
+        self._check()
+        return [
+            e
+            for e in self.past_event_list
+            if e.get("Type") in kinds and float(e.get("time") or 0) >= since
+        ]
 
     def remove_build_cache(self, record_id: str) -> int:
         records = self.df["BuildCache"]

@@ -105,6 +105,7 @@ def test_status_json() -> None:
         "data_root": "/var/lib/docker",
         "storage_driver": "overlay2",
         "local": True,
+        "kind": "docker",
     }
     assert doc["filesystem"] == {
         "path": "/var/lib/docker",

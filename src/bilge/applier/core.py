@@ -21,17 +21,12 @@ from itertools import groupby
 from pathlib import Path
 from typing import Protocol
 
-from bilge.applier.outcomes import freed_since, still_there
+from bilge.applier.outcomes import freed_since, local_mountpoint, still_there
 from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.collect.datafiles import scan_dir
-from bilge.collect.dataroot import (
-    DataRoot,
-    looks_anonymous,
-    orphan_modified,
-    orphan_still_unused,
-    remove_orphan,
-)
+from bilge.collect.dataroot import looks_anonymous
 from bilge.collect.snapshot import statvfs
+from bilge.collect.storage import Storage, open_storage
 from bilge.engine.base import DEFAULT_CONCURRENCY, Engine, JSONObject
 from bilge.errors import (
     EngineError,
@@ -153,7 +148,7 @@ class _Remover:
         self.protect_named = protect_named
         self.stop = stop
         self.data_root = data_root
-        self._root: DataRoot | None = None
+        self._root: Storage | None = None
         self.audit = audit
         self.plan = plan
         #: (kind, id) -> the action's entry in the audit log.
@@ -307,8 +302,10 @@ class _Remover:
         that stops the scan early, keep it (docs/architecture.md, safety rules 3 and 4)."""
         if self.data_root is None or not (self.protect_named or looks_anonymous(name)):
             return
-        data = Path(self.data_root, "volumes", name, "_data")
-        if not data.is_dir():
+        data: Path | None = Path(self.data_root, "volumes", name, "_data")
+        if data is None or not data.is_dir():
+            data = local_mountpoint(self.engine, name)  # an engine keeping volumes elsewhere
+        if data is None:
             return  # gone (the removal says so) or not a local volume's folder
         scan = scan_dir(data)
         if scan.markers:
@@ -373,18 +370,21 @@ class _Remover:
 
     def _orphan(self, action: Action) -> None:
         root = self._data_root()
-        modified = orphan_modified(root, action.id)
+        modified = root.orphan_modified(action.id)
         if modified is None:
             raise ObjectGone(action.id)
         if OrphanDir(action.id, 0, modified).fingerprint() != action.fingerprint:
             raise Skip("changed since the plan was made")
-        if why := orphan_still_unused(root, action.id):
+        if why := root.orphan_still_unused(action.id):
             raise Skip(why)
-        remove_orphan(root, action.id)
+        root.remove_orphan(action.id)
 
-    def _data_root(self) -> DataRoot:
+    def _data_root(self) -> Storage:
         if self.data_root is None:
             raise Skip("the data-root is not readable from here")
         if self._root is None:
-            self._root = DataRoot(self.data_root, str(self.engine.info().get("Driver") or ""))
+            info = self.engine.info()
+            driver, volumes = str(info.get("Driver") or ""), str(info.get("VolumePath") or "")
+            caps = self.engine.capabilities()
+            self._root = open_storage(caps, self.data_root, driver, volumes)
         return self._root

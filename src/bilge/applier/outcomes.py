@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from pathlib import Path
 
 from bilge.collect.snapshot import statvfs
 from bilge.engine.base import Engine
@@ -87,3 +88,15 @@ def settlement(
 
 
 _STOPPED = "the run that attempted it stopped before its outcome"
+
+
+def local_mountpoint(engine: Engine, name: str) -> Path | None:
+    """The folder of a local volume kept outside the data-root's volumes/ (Podman's
+    volume path may be set elsewhere), for the last look before it goes."""
+    try:
+        info = engine.inspect_volume(name)
+    except EngineError:
+        return None
+    path = Path(str(info.get("Mountpoint") or "/nonexistent"))
+    local = info.get("Driver") == "local" and not (info.get("Options") or {}).get("device")
+    return path if local and path.name == "_data" and path.is_dir() else None

@@ -40,6 +40,10 @@ def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -
         return config.run(source, policy, as_json=options.json)
     if args.command == "watch":
         return watch.run(args, hosts, policy, state_dir)
+    if args.command == "report":  # every host in one page
+        from bilge.cli import report
+
+        return report.run(args, hosts, policy, state_dir, prefetch)
     if args.command == "registry":
         from bilge.cli import registry
 

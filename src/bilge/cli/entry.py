@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bilge import __version__
-from bilge.cli import apply, config, doctor, history, plan, registry, status, watch
+from bilge.cli import apply, config, doctor, history, plan, registry, report, status, watch
 from bilge.cli.common import Global
 from bilge.collect.prefetch import Prefetch
 from bilge.config.locate import find_config, named_volumes_kept
@@ -24,10 +24,10 @@ from bilge.errors import EXIT_ERROR, EXIT_OK, BilgeError, UsageError
 from bilge.report.text import printable
 
 #: Commands that read the engine's data-root (and so start a prefetch).
-READS_DATA_ROOT = frozenset({"status", "plan", "apply", "doctor"})
+READS_DATA_ROOT = frozenset({"status", "plan", "apply", "doctor", "report"})
 
 #: One module per command, each adding its own parser (cli/status.py, ...).
-COMMANDS = (status, plan, apply, doctor, watch, history, config)
+COMMANDS = (status, plan, apply, doctor, report, watch, history, config)
 
 
 def build_parser() -> argparse.ArgumentParser:

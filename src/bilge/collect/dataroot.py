@@ -81,13 +81,13 @@ class DataRoot:
             log_path=log_path,
             log_driver=driver,
             log_max_size=max_size,
-            log_file_bytes=_own_blocks(log_path) if log_path else 0,
+            log_file_bytes=own_blocks(log_path) if log_path else 0,
         )
 
     def _container_layer(self, container_id: str) -> tuple[int, int] | None:
         """Bytes and inodes of its writable and init layers and their records."""
         record = os.path.join(self._layerdb, "mounts", container_id)
-        mount_id = _read_text(os.path.join(record, "mount-id"))
+        mount_id = read_text(os.path.join(record, "mount-id"))
         if not mount_id:
             return None
         layer_dir = os.path.join(self.path, self.driver, mount_id)
@@ -116,11 +116,11 @@ class DataRoot:
         """Disk usage of one layer: its directory in the driver's folder and its
         record in the layer database."""
         ldir = self._layerdb / "sha256" / chain_id.removeprefix("sha256:")
-        cache_id = _read_text(ldir / "cache-id")
+        cache_id = read_text(ldir / "cache-id")
         layer_dir = self.path / self.driver / cache_id
         if cache_id and layer_dir.is_dir():
             return du(layer_dir) + link_usage(layer_dir)[0] + du(ldir)
-        size = _read_text(ldir / "size")
+        size = read_text(ldir / "size")
         return int(size) if size and size.isdigit() else None
 
     def image_meta_bytes(self, image_id: str) -> int:
@@ -142,7 +142,20 @@ class DataRoot:
             return self._known_volumes[name]
         if data.parent != vdir or not data.is_dir():
             return None
-        return scan_dir(data), _own_blocks(vdir) + _own_blocks(data)
+        return scan_dir(data), own_blocks(vdir) + own_blocks(data)
+
+    # The orphan questions, as storage.py's `Storage` asks them of any engine.
+    def orphans(self) -> list[tuple[str, int, datetime]] | None:
+        return orphaned_layers(self)
+
+    def orphan_modified(self, name: str) -> datetime | None:
+        return orphan_modified(self, name)
+
+    def orphan_still_unused(self, name: str) -> str:
+        return orphan_still_unused(self, name)
+
+    def remove_orphan(self, name: str) -> None:
+        remove_orphan(self, name)
 
 
 def looks_anonymous(name: str) -> bool:
@@ -182,7 +195,7 @@ def usage(path: Path | str) -> tuple[int, int]:
 def link_usage(layer_dir: Path | str) -> tuple[int, int]:
     """The layer's short link in the driver's `l/` folder (overlay2): its target,
     "../<64 hex>/diff", is too long to live in the inode, so it takes a block."""
-    short = _read_text(os.path.join(layer_dir, "link"))
+    short = read_text(os.path.join(layer_dir, "link"))
     if not short or "/" in short:
         return 0, 0
     try:
@@ -192,14 +205,14 @@ def link_usage(layer_dir: Path | str) -> tuple[int, int]:
     return st.st_blocks * 512, 1
 
 
-def _own_blocks(path: Path | str) -> int:
+def own_blocks(path: Path | str) -> int:
     try:
         return os.lstat(path).st_blocks * 512
     except OSError:
         return 0
 
 
-def _read_bytes(path: Path | str) -> bytes:
+def read_bytes(path: Path | str) -> bytes:
     """A small file's content in as few system calls as it takes (open, reads, close):
     the data-root is thousands of them, and buffered text files add four more each."""
     fd = os.open(path, os.O_RDONLY)
@@ -212,9 +225,9 @@ def _read_bytes(path: Path | str) -> bytes:
         os.close(fd)
 
 
-def _read_text(path: Path | str) -> str:
+def read_text(path: Path | str) -> str:
     try:
-        return _read_bytes(path).decode("utf-8", "surrogateescape").strip()
+        return read_bytes(path).decode("utf-8", "surrogateescape").strip()
     except OSError:
         return ""
 
@@ -223,7 +236,7 @@ def _read_log_config(path: str) -> tuple[str, str]:
     """The container's log driver and max-size option (daemon defaults are merged
     into it when the container is created)."""
     try:
-        log = loads_json(_read_bytes(path)).get("LogConfig") or {}
+        log = loads_json(read_bytes(path)).get("LogConfig") or {}
         return str(log.get("Type") or ""), str((log.get("Config") or {}).get("max-size") or "")
     except (OSError, ValueError, AttributeError):
         return "", ""
@@ -231,7 +244,7 @@ def _read_log_config(path: str) -> tuple[str, str]:
 
 def _read_container_config(path: str) -> tuple[datetime | None, str]:
     try:
-        doc = loads_json(_read_bytes(path))
+        doc = loads_json(read_bytes(path))
         state = doc.get("State") or {}
         return parse_time(state.get("FinishedAt")), str(doc.get("LogPath") or "")
     except (OSError, ValueError, AttributeError):
@@ -250,11 +263,11 @@ def layer_references(root: DataRoot) -> frozenset[str] | None:
     refs: set[str] = set()
     try:
         for entry in os.scandir(layerdb / "sha256"):
-            refs.add(_read_bytes(os.path.join(entry.path, "cache-id")).decode().strip())
+            refs.add(read_bytes(os.path.join(entry.path, "cache-id")).decode().strip())
         for entry in os.scandir(layerdb / "mounts"):
             for name in ("mount-id", "init-id"):
                 with contextlib.suppress(FileNotFoundError):  # a container without init layer
-                    refs.add(_read_bytes(os.path.join(entry.path, name)).decode().strip())
+                    refs.add(read_bytes(os.path.join(entry.path, name)).decode().strip())
     except (OSError, UnicodeDecodeError):
         return None
     refs.discard("")
@@ -296,14 +309,14 @@ def orphaned_layers(root: DataRoot) -> list[tuple[str, int, datetime]] | None:
     for name in sorted(candidates):
         path = folder / name
         try:
-            modified = datetime.fromtimestamp(_newest_mtime(path), UTC)
+            modified = datetime.fromtimestamp(newest_mtime(path), UTC)
         except OSError:
             continue
         out.append((name, du(path) + link_usage(path)[0], modified))
     return out
 
 
-def _newest_mtime(path: Path) -> float:
+def newest_mtime(path: Path) -> float:
     """The newest modification time of the directory and its top-level entries: a
     layer being written (a pull in progress) is never old."""
     newest = path.lstat().st_mtime
@@ -315,7 +328,7 @@ def _newest_mtime(path: Path) -> float:
 def orphan_modified(root: DataRoot, name: str) -> datetime | None:
     """When the orphan candidate `name` last changed (None: it is gone)."""
     try:
-        return datetime.fromtimestamp(_newest_mtime(root.path / root.driver / name), UTC)
+        return datetime.fromtimestamp(newest_mtime(root.path / root.driver / name), UTC)
     except OSError:
         return None
 
@@ -328,7 +341,7 @@ def orphan_still_unused(root: DataRoot, name: str) -> str:
     if name in refs or _buildkit_mentions(root, {name}):
         return "referenced again"
     path = os.path.realpath(root.path / root.driver / name)
-    if any(mp == path or mp.startswith(path + "/") for mp in _mount_points()):
+    if any(mp == path or mp.startswith(path + "/") for mp in mount_points()):
         return "something is mounted in it"
     return ""
 
@@ -336,7 +349,7 @@ def orphan_still_unused(root: DataRoot, name: str) -> str:
 def remove_orphan(root: DataRoot, name: str) -> None:
     """Remove the directory and its short link in the driver's `l/` folder."""
     folder = root.path / root.driver
-    short = _read_text(folder / name / "link")
+    short = read_text(folder / name / "link")
     link = folder / "l" / short
     ours = short and "/" not in short and link.is_symlink()
     if ours and os.readlink(link).rstrip("/") == f"../{name}/diff":
@@ -344,7 +357,7 @@ def remove_orphan(root: DataRoot, name: str) -> None:
     shutil.rmtree(folder / name)
 
 
-def _mount_points() -> list[str]:
+def mount_points() -> list[str]:
     """Every mount point of this process's mount namespace (octal escapes decoded)."""
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bilge.collect.dataroot import DataRoot
+from bilge.collect import storage
 from bilge.engine.base import Capabilities, Engine, JSONObject
 from bilge.engine.connect import open_engine
 from bilge.engine.docker import DockerEngine
@@ -48,6 +48,11 @@ class Listing:
     def driver(self) -> str:
         return str(self.info.get("Driver") or "")
 
+    @property
+    def volume_path(self) -> str:
+        """Where the engine keeps local volumes, when it says (Podman does)."""
+        return str(self.info.get("VolumePath") or "")
+
 
 def list_engine(engine: Engine, now: datetime, *, read_data_root: bool = True) -> Listing:
     """Ask the engine for everything a snapshot needs."""
@@ -57,7 +62,7 @@ def list_engine(engine: Engine, now: datetime, *, read_data_root: bool = True) -
     # Read beside the API only an engine on this machine: a remote one's data-root
     # path may well exist here too, holding another engine's files.
     caps = engine.capabilities()
-    local = read_data_root and caps.same_host and bool(path) and DataRoot.readable(path)
+    local = read_data_root and caps.same_host and storage.readable(caps, path)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # On API 1.41 the engine walks its volumes for /system/df whatever we ask;
         # let it do so while it answers the lists, rather than one after the other.

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from bilge.collect.dataroot import DataRoot, looks_anonymous, orphaned_layers
+from bilge.collect.dataroot import looks_anonymous
 from bilge.collect.listing import list_engine
 from bilge.collect.prefetch import Prefetch
+from bilge.collect.storage import Storage, open_storage
 from bilge.engine.base import Capabilities, Engine, JSONObject
 from bilge.errors import EngineError
 from bilge.model import (
@@ -59,7 +60,8 @@ def collect(
     if listing is None:
         listing = list_engine(engine, now, read_data_root=read_data_root)
     root_path, driver, local = listing.data_root, listing.driver, listing.local
-    root = DataRoot(root_path, driver) if local else None
+    caps = listing.capabilities
+    root = open_storage(caps, root_path, driver, listing.volume_path) if local else None
     # Before waiting for the readers: this process has nothing else to do meanwhile.
     orphans = _orphans(root) if root is not None else ()
     facts = prefetch.facts(root_path, driver) if prefetch and root else None
@@ -75,6 +77,7 @@ def collect(
         taken_at=now,
         engine=EngineInfo(
             host=engine.host,
+            kind=caps.kind,
             api_version=str(listing.version.get("ApiVersion") or ""),
             server_version=str(listing.version.get("Version") or ""),
             data_root=root_path,
@@ -111,9 +114,9 @@ def statvfs(path: str) -> Filesystem | None:
     )
 
 
-def _orphans(root: DataRoot) -> tuple[OrphanDir, ...]:
+def _orphans(root: Storage) -> tuple[OrphanDir, ...]:
     """Orphaned layer directories."""
-    found = orphaned_layers(root) or []
+    found = root.orphans() or []
     return tuple(OrphanDir(name, size, modified) for name, size, modified in found)
 
 
@@ -141,7 +144,7 @@ def _parse_all(raw: Iterable[Any], what: str, parse: Callable[[JSONObject], T]) 
     return tuple(out)
 
 
-def _container(raw: JSONObject, now: datetime, root: DataRoot | None) -> Container:
+def _container(raw: JSONObject, now: datetime, root: Storage | None) -> Container:
     cid = str(raw["Id"])
     state = str(raw["State"])
     created = _required_time(raw["Created"])
@@ -155,6 +158,8 @@ def _container(raw: JSONObject, now: datetime, root: DataRoot | None) -> Contain
         log_file_bytes, inodes = files.log_file_bytes, files.inodes
         if files.layer_bytes is not None:
             size_rw = files.layer_bytes
+    if finished is None and isinstance(raw.get("FinishedAt"), int):  # Podman's listing
+        finished = datetime.fromtimestamp(raw["FinishedAt"], UTC)
     if finished is None and state in {"exited", "dead"}:
         age = age_from_status(str(raw.get("Status") or ""))
         finished = now - age if age is not None else None
@@ -210,7 +215,7 @@ def _resolve_networks(
 
 
 def _images(
-    raw: list[JSONObject], df: JSONObject, root: DataRoot | None
+    raw: list[JSONObject], df: JSONObject, root: Storage | None
 ) -> tuple[tuple[Image, ...], dict[str, int]]:
     """Images with their layers; layer sizes from disk, else from /system/df."""
     shared = {str(i.get("Id")): int(i.get("SharedSize") or 0) for i in df.get("Images") or []}
@@ -249,7 +254,7 @@ def _image(raw: JSONObject) -> Image:
 
 
 def _volumes(
-    raw: list[JSONObject], df: JSONObject, root: DataRoot | None, caps: Capabilities
+    raw: list[JSONObject], df: JSONObject, root: Storage | None, caps: Capabilities
 ) -> tuple[Volume, ...]:
     engine_sizes = {
         str(v.get("Name")): int((v.get("UsageData") or {}).get("Size", -1))
@@ -263,7 +268,7 @@ def _volumes(
     return _parse_all(raw, "volume", parse)
 
 
-def _volume(raw: JSONObject, root: DataRoot | None, engine_size: int, marked: bool) -> Volume:
+def _volume(raw: JSONObject, root: Storage | None, engine_size: int, marked: bool) -> Volume:
     name = str(raw["Name"])
     labels = dict(raw.get("Labels") or {})
     return Volume(
@@ -271,7 +276,9 @@ def _volume(raw: JSONObject, root: DataRoot | None, engine_size: int, marked: bo
         driver=str(raw.get("Driver") or ""),
         # An engine that marks anonymous volumes is believed; before Docker 23
         # they are recognised by their 64-hex-digit names.
-        anonymous=ANONYMOUS_LABEL in labels or (not marked and looks_anonymous(name)),
+        anonymous=ANONYMOUS_LABEL in labels
+        or raw.get("Anonymous") is True  # Podman's own volume listing
+        or (not marked and looks_anonymous(name)),
         created=parse_time(raw.get("CreatedAt")),
         mountpoint=str(raw.get("Mountpoint") or ""),
         contents=_volume_contents(raw, root, engine_size),
@@ -279,7 +286,7 @@ def _volume(raw: JSONObject, root: DataRoot | None, engine_size: int, marked: bo
     )
 
 
-def _volume_contents(raw: JSONObject, root: DataRoot | None, engine_size: int) -> VolumeContents:
+def _volume_contents(raw: JSONObject, root: Storage | None, engine_size: int) -> VolumeContents:
     """What the volume holds. Never guesses "empty": unseen content is unknown."""
     engine_bytes = engine_size if engine_size >= 0 else None
     options = raw.get("Options") or {}

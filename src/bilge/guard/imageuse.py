@@ -8,10 +8,19 @@ whenever a child is. Kept out of loop.py, which runs the guard's loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
 from bilge.engine.base import Engine
 from bilge.errors import EngineError, ObjectGone
 
 PARENT_DEPTH = 32
+#: How far back the guard reads the engine's past events when it (re)connects: last
+#: uses while it was not running. Podman keeps them on disk, dockerd its last 1,000.
+REPLAY_WINDOW = timedelta(days=7)
+#: The newest events replayed at most: each may cost an inspect.
+REPLAY_LIMIT = 5_000
 #: Container id -> image id, for events of containers already gone; bounded.
 CONTAINER_CACHE = 10_000
 
@@ -51,3 +60,17 @@ def with_parents(engine: Engine, image: str) -> list[str]:
             break
         out.append(parent)
     return out
+
+
+def replay(engine: Engine, now: datetime, handle: Callable[[dict[str, Any]], None]) -> int:
+    """Hand the events of the last REPLAY_WINDOW to `handle`, oldest first, and return
+    how many. Recording a use is idempotent (first-seen only moves back, last-used
+    only forward), so events seen again, live or in an earlier replay, change nothing.
+    An engine that cannot read them back loses only this catch-up."""
+    try:
+        events = engine.past_events(("container", "image"), (now - REPLAY_WINDOW).timestamp())
+    except EngineError:
+        return 0
+    for event in events[-REPLAY_LIMIT:]:
+        handle(event)
+    return len(events[-REPLAY_LIMIT:])

@@ -31,10 +31,10 @@ from bilge.collect.snapshot import statvfs
 from bilge.config.policy import Policy
 from bilge.config.units import format_size
 from bilge.engine.base import Engine, EventStream
-from bilge.engine.docker import DockerEngine
+from bilge.engine.connect import open_engine
 from bilge.errors import EXIT_OK, BilgeError, EngineError, StateError
 from bilge.guard.alerts import Alert, AlertError, Webhook
-from bilge.guard.imageuse import image_id, with_parents
+from bilge.guard.imageuse import image_id, replay, with_parents
 from bilge.guard.lastuse import interpret
 from bilge.guard.log import Log
 from bilge.guard.metrics import Metrics
@@ -100,7 +100,7 @@ class Guard:
         self.store = store
         self.options = options
         timeout = policy.engine.request_timeout
-        self.engine_factory = engine_factory or partial(DockerEngine, timeout=timeout)
+        self.engine_factory = engine_factory or partial(open_engine, timeout=timeout)
         self.log = log or Log(options.log_format, clock=clock)
         self.metrics = Metrics()
         w = policy.watch
@@ -347,6 +347,7 @@ class Guard:
             try:
                 engine = self.engine_factory(host.address)
                 host.stream = engine.events(("container", "image"))
+                replay(engine, self.clock.now(), partial(self._on_event, host, engine))
                 backoff = BACKOFF_START
                 self.log("following-events", host=host.address)
                 for event in host.stream:

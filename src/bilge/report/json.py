@@ -65,6 +65,7 @@ def doctor_json(snapshot: Snapshot, findings: Sequence[Finding]) -> Document:
         "schema": SCHEMA,
         "kind": "doctor",
         "host": snapshot.engine.host,
+        "engine": asdict(snapshot.engine),
         "taken_at": _time(snapshot.taken_at),
         "findings": [
             {

@@ -48,7 +48,8 @@ def render_status(console: Console, snapshot: Snapshot, plan: Plan | None) -> No
 
 
 def _header(engine: EngineInfo) -> Text:
-    text = literal(f"Docker {engine.server_version} (API {engine.api_version}) on ")
+    name = {"docker": "Docker", "podman": "Podman"}.get(engine.kind, engine.kind)
+    text = literal(f"{name} {engine.server_version} (API {engine.api_version}) on ")
     text.append(literal(engine.host, style="bold"))
     text.append(
         literal(f" · data-root {engine.data_root} · storage driver {engine.storage_driver}")
@@ -92,7 +93,7 @@ USED_MEANS = (
 
 
 def _usage_table(rows: Sequence[KindUsage], planned: bool) -> Table:
-    table = Table(title="Docker's objects by kind", title_justify="left")
+    table = Table(title="The engine's objects by kind", title_justify="left")
     table.add_column("Kind")
     table.add_column("Count", justify="right")
     table.add_column("Size", justify="right")
