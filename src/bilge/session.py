@@ -13,7 +13,7 @@ its hosts; a store handed in is not closed by the session).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -226,9 +226,14 @@ class Session:
         self.store.flush()
         return outcome
 
-    def history(self, limit: int = 50) -> History:
-        """The audit log, newest first, and the usage samples (of every host)."""
-        return History(self.store.audit(limit), self.store.samples(limit=limit * 10))
+    def history(self, limit: int = 50, hosts: Sequence[str] = ()) -> History:
+        """The audit log, newest first, and the usage samples: of every host, or
+        only of `hosts` (the state store is shared by all the hosts of a fleet)."""
+        if not hosts:
+            return History(self.store.audit(limit), self.store.samples(limit=limit * 10))
+        samples = [s for h in hosts for s in self.store.samples(h, limit=limit * 10)]
+        samples.sort(key=lambda s: s.at, reverse=True)
+        return History(self.store.audit(limit, hosts), samples[: limit * 10])
 
     def settle_open_attempts(self, snap: Snapshot) -> int:
         """Give an outcome to the attempts on this host that a run killed in the

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
     from bilge.state.records import Record
 
+#: The commands that run on every host of a fleet at once (cli/fleet.py).
+FLEET_COMMANDS = frozenset({"status", "plan", "apply", "doctor"})
+
 #: A command's exit code, and its JSON document when --json asked for one.
 Handled = tuple[int, dict[str, object] | None]
 
@@ -35,6 +38,12 @@ class Global:
     verbose: bool
     json: bool
     orphans: bool
+    #: A fleet (fleet_options): hosts files, Docker contexts, and how it runs.
+    hosts_files: tuple[str, ...] = ()
+    contexts: tuple[str, ...] = ()
+    parallel: int = 8
+    host_timeout: float | None = None
+    summary: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Global:
@@ -48,7 +57,62 @@ class Global:
             verbose=bool(ns.get("verbose")),
             json=bool(ns.get("json")),
             orphans=bool(ns.get("orphans")),
+            hosts_files=tuple(ns.get("hosts_file") or ()),
+            contexts=tuple(ns.get("context") or ()),
+            parallel=int(ns.get("parallel") or 8),
+            host_timeout=ns.get("host_timeout"),
+            summary=bool(ns.get("summary")),
         )
+
+    @property
+    def fleet(self) -> bool:
+        """Named hosts run as a fleet: several of them, or a summary asked for."""
+        return self.summary or len(self.hosts) + len(self.contexts) > 1 or bool(self.hosts_files)
+
+
+def fleet_options(common: argparse.ArgumentParser) -> None:
+    """The options that name a fleet and say how it runs (global: before or
+    after the command name, like -H)."""
+    s = argparse.SUPPRESS  # so a value given before the command is not reset after it
+    common.add_argument(
+        "--hosts", dest="hosts_file", action="append", default=s, metavar="FILE",
+        help="a file of hosts: an address or Docker context name per line, # comments;"
+        " - reads stdin",
+    )  # fmt: skip
+    common.add_argument(
+        "--context", action="append", default=s, metavar="NAME",
+        help="a Docker context (~/.docker/contexts), TLS included; repeat for several",
+    )  # fmt: skip
+    common.add_argument(
+        "--parallel", type=_positive_int, default=s, metavar="N",
+        help="hosts of a fleet run at once (default 8)",
+    )  # fmt: skip
+    common.add_argument(
+        "--host-timeout", type=_seconds, default=s, metavar="DURATION",
+        help="give up on a host of a fleet after this long, e.g. 90s or 10m (default: none)",
+    )  # fmt: skip
+    common.add_argument(
+        "--summary", action="store_true", default=s,
+        help="a fleet's summary table only, not each host's output",
+    )  # fmt: skip
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    from bilge.config.units import parse_duration
+
+    try:
+        seconds = parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return seconds
 
 
 def add_command(

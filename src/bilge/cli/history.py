@@ -12,7 +12,10 @@ if TYPE_CHECKING:
     from bilge.session import Session
 
 SUMMARY = "the audit log of removals and recorded usage samples"
-EXAMPLE = "example: bilge history --limit 20"
+EXAMPLE = (
+    "example: bilge history --limit 20\n"
+    "         bilge history --host ssh://ci@runner-3    (that host's removals and samples)"
+)
 
 
 def add_parser(
@@ -26,6 +29,8 @@ def add_parser(
 class Options:
     json: bool
     limit: int
+    #: Only these hosts' history (-H, --hosts, --context); every host's when empty.
+    hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Options:
@@ -36,7 +41,7 @@ def run(session: Session, options: Options) -> Handled:
     from bilge.errors import EXIT_OK
     from bilge.report import json as jsonreport
 
-    result = session.history(options.limit)
+    result = session.history(options.limit, options.hosts)
     if options.json:
         return EXIT_OK, jsonreport.history_json(result.entries, result.samples)
     terminal().render_history(out(), result.entries, result.samples)

@@ -41,7 +41,10 @@ class SdkHTTP:
         pool_size: int = 16,
         max_answer: int = MAX_ANSWER_BYTES,
         events_idle: float = EVENTS_IDLE_SECONDS,
+        tls: Any = None,
     ) -> None:
+        """`tls`: a docker.tls.TLSConfig (a context's TLS files), else TLS is
+        as DOCKER_TLS_VERIFY / DOCKER_CERT_PATH say."""
         # Imported here: local hosts never pay for loading requests and urllib3.
         import docker
         import docker.errors
@@ -50,7 +53,10 @@ class SdkHTTP:
         self.timeout = timeout
         self.max_answer = max_answer
         self.events_idle = events_idle
-        tls = _tls_from_env(docker) if host.startswith(("tcp://", "https://")) else {}
+        if tls is not None:
+            tls = {"tls": tls}
+        else:
+            tls = _tls_from_env(docker) if host.startswith(("tcp://", "https://")) else {}
         try:
             # The version is ours to negotiate (docker.py): pin one for the client.
             self._api: Any = docker.APIClient(

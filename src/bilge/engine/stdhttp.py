@@ -28,7 +28,10 @@ from typing import Any
 MAX_LINE = 64 * 1024
 PIECE = 1 << 16
 
-Address = str | tuple[str, int]
+#: What to dial: a unix socket's path, a (host, port) pair, or a dialer that opens
+#: a connected socket by the deadline it is given (ssh://, see sshhttp.py).
+Dialer = Callable[[float | None], socket.socket]
+Address = str | tuple[str, int] | Dialer
 
 
 class Disconnected(ConnectionError):
@@ -87,11 +90,17 @@ class _DeadlineSocket(socket.socket):
 class _Connection(http.client.HTTPConnection):
     def __init__(self, address: Address) -> None:
         self.address = address
-        host, port = ("docker", None) if isinstance(address, str) else address
+        host, port = address if isinstance(address, tuple) else ("docker", None)
         super().__init__(host, port)
         self.deadline: float | None = None
 
     def connect(self) -> None:
+        if callable(self.address):
+            raw = self.address(self.deadline)
+            dialed = _DeadlineSocket(fileno=raw.detach())
+            dialed.deadline = self.deadline
+            self.sock = dialed
+            return
         family = socket.AF_UNIX if isinstance(self.address, str) else socket.AF_INET
         if not isinstance(self.address, str) and ":" in self.address[0]:
             family = socket.AF_INET6

@@ -278,19 +278,25 @@ def open_transport(
     pool_size: int = 16,
     max_answer: int = MAX_ANSWER_BYTES,
     env: Mapping[str, str] | None = None,
+    tls: Any = None,
 ) -> Transport:
-    """http.client for unix:// and plain tcp://; docker-py for TLS (as
-    DOCKER_TLS_VERIFY / DOCKER_CERT_PATH ask, the way `docker` reads them),
-    ssh:// and the rest."""
+    """http.client for unix:// and plain tcp://; the system's ssh client for
+    ssh:// (sshhttp.py); docker-py for TLS (`tls`, a docker.tls.TLSConfig from a
+    context, else as DOCKER_TLS_VERIFY / DOCKER_CERT_PATH ask, the way `docker`
+    reads them) and the rest."""
     env = os.environ if env is None else env
     if host.startswith("unix://"):
         return UnixHTTP(host, timeout=timeout, max_answer=max_answer)
-    tls = bool(env.get("DOCKER_CERT_PATH")) or env.get("DOCKER_TLS_VERIFY") not in (None, "")
-    if host.startswith("tcp://") and not tls:
+    if host.startswith("ssh://"):
+        from bilge.engine.sshhttp import SshHTTP
+
+        return SshHTTP(host, env, timeout=timeout, max_answer=max_answer)
+    from_env = bool(env.get("DOCKER_CERT_PATH")) or env.get("DOCKER_TLS_VERIFY") not in (None, "")
+    if host.startswith("tcp://") and tls is None and not from_env:
         return TcpHTTP(host, timeout=timeout, max_answer=max_answer)
     from bilge.engine.sdkhttp import SdkHTTP  # loads requests and urllib3: only when needed
 
-    return SdkHTTP(host, timeout=timeout, pool_size=pool_size, max_answer=max_answer)
+    return SdkHTTP(host, timeout=timeout, pool_size=pool_size, max_answer=max_answer, tls=tls)
 
 
 def __getattr__(name: str) -> Any:

@@ -190,13 +190,20 @@ class StateStore:
             self._closed = True
             self._journal.close()
 
-    def audit(self, limit: int = 100) -> list[AuditEntry]:
-        """The newest entries first, those kept in memory included."""
+    def audit(self, limit: int = 100, hosts: Sequence[str] = ()) -> list[AuditEntry]:
+        """The newest entries first, those kept in memory included; only those
+        of `hosts` when given."""
+        sql: str = _SELECT_AUDIT
+        params: tuple[object, ...] = (limit,)
+        if hosts:
+            where = f"WHERE host IN ({', '.join('?' * len(hosts))}) ORDER BY id DESC LIMIT ?"
+            sql, params = f"SELECT {_AUDIT_COLUMNS} FROM audit {where}", (*hosts, limit)
         with self._journal.settled():
             pending = self._journal.pending
             outcomes = {r.entry_id: r for r in pending if isinstance(r, OutcomeRecord)}
             mine = [r.row() for r in reversed(pending) if isinstance(r, AttemptRecord)]
-            rows = [*mine, *self._read(_SELECT_AUDIT, (limit,))][:limit]
+            mine = [row for row in mine if not hosts or row[1] in hosts]
+            rows = [*mine, *self._read(sql, params)][:limit]
         return [_audit_entry(row, outcomes.get(row[0])) for row in rows]
 
     def open_attempts(self, host: str) -> list[AuditEntry]:

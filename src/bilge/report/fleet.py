@@ -1,0 +1,212 @@
+"""A fleet on the terminal: a line per host while they run, and the summary.
+
+The summary answers "which host needs me first": one row per host, the worst
+first (a host that failed, then one whose removals failed, then critical
+findings, then the fullest disk), with totals. The rows are plain data
+(`SummaryRow`, `summary_rows`, `worst_first`) so that their order is tested
+without a terminal; host names and errors pass through `literal` (safety rule 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+)
+from rich.table import Table
+
+from bilge.config.units import format_size
+from bilge.fleet import HostReport, HostResult
+from bilge.model import ActionOutcome, Result
+from bilge.report.charts import level_style
+from bilge.report.literal import literal
+from bilge.report.text import printable
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One host in the summary; the figures are None where the host has none."""
+
+    host: str
+    engine: str = ""
+    used: float | None = None
+    inodes: float | None = None
+    reclaimable: int = 0
+    critical: int = 0
+    removed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    freed: int | None = None
+    error: str | None = None
+
+    @property
+    def fullest(self) -> float:
+        return max(self.used or 0.0, self.inodes or 0.0)
+
+
+def summary_row(result: HostResult[HostReport]) -> SummaryRow:
+    """A host's row, from what its command found."""
+    report = result.value
+    if report is None:
+        return SummaryRow(result.host, error=result.error or "failed")
+    snap, fs = report.snapshot, report.snapshot.filesystem
+    kind = str(getattr(snap.engine, "kind", "docker")).capitalize()
+    row = SummaryRow(
+        host=result.host,
+        engine=f"{kind} {snap.engine.server_version}",
+        used=fs.bytes_ratio if fs is not None else None,
+        inodes=fs.inodes_ratio if fs is not None else None,
+        reclaimable=report.plan.total_bytes,
+        critical=report.critical,
+    )
+    outcome = report.outcome
+    if outcome is None:
+        return row
+    freed = outcome.freed_bytes_measured
+    return SummaryRow(
+        **{**row.__dict__, "removed": outcome.count(Result.REMOVED),
+           "skipped": outcome.count(Result.SKIPPED), "failed": outcome.count(Result.FAILED),
+           "freed": outcome.removed_bytes_predicted if freed is None else freed},
+    )  # fmt: skip
+
+
+def summary_rows(results: Sequence[HostResult[HostReport]]) -> list[SummaryRow]:
+    return worst_first([summary_row(r) for r in results])
+
+
+def worst_first(rows: Sequence[SummaryRow]) -> list[SummaryRow]:
+    """Failed hosts, then failed removals, then critical findings, then the
+    fullest disk (bytes or inodes); the order given among equals."""
+    return sorted(rows, key=lambda r: (r.error is None, -r.failed, -r.critical, -r.fullest))
+
+
+def render_summary(console: Console, rows: Sequence[SummaryRow], *, applied: bool) -> None:
+    """The fleet's table, worst first, with its totals."""
+    table = Table(title=f"Fleet: {len(rows)} hosts", title_justify="left")
+    table.add_column("Host", overflow="fold")
+    table.add_column("Engine")
+    table.add_column("Used", justify="right")
+    table.add_column("Inodes", justify="right")
+    table.add_column("Reclaimable", justify="right")
+    table.add_column("Critical", justify="right")
+    if applied:
+        for name in ("Removed", "Skipped", "Failed", "Freed"):
+            table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*_cells(row, applied))
+    table.add_section()
+    table.add_row(*_totals(rows, applied))
+    console.print(table)
+
+
+def _cells(row: SummaryRow, applied: bool) -> list[RenderableType]:
+    if row.error is not None:
+        span = 5 + (4 if applied else 0)
+        return [literal(row.host), literal(f"error: {row.error}", "red"), *[""] * (span - 1)]
+    cells: list[RenderableType] = [
+        literal(row.host),
+        literal(row.engine),
+        _ratio(row.used),
+        _ratio(row.inodes),
+        format_size(row.reclaimable),
+        literal(str(row.critical), "bold red" if row.critical else ""),
+    ]
+    if applied:
+        failed = literal(str(row.failed), "red" if row.failed else "")
+        freed = format_size(row.freed) if row.freed is not None else "-"
+        cells += [str(row.removed), str(row.skipped), failed, freed]
+    return cells
+
+
+def _ratio(value: float | None) -> RenderableType:
+    if value is None:
+        return "-"
+    return literal(f"{value:.0%}", level_style(value))
+
+
+def _totals(rows: Sequence[SummaryRow], applied: bool) -> list[RenderableType]:
+    ok = [r for r in rows if r.error is None]
+    errors = len(rows) - len(ok)
+    cells: list[RenderableType] = [
+        f"total ({errors} failed)" if errors else "total",
+        "",
+        "",
+        "",
+        format_size(sum(r.reclaimable for r in ok)),
+        str(sum(r.critical for r in ok)),
+    ]
+    if applied:
+        freed = sum(r.freed or 0 for r in ok)
+        cells += [str(sum(r.removed for r in ok)), str(sum(r.skipped for r in ok)),
+                  str(sum(r.failed for r in ok)), format_size(freed)]  # fmt: skip
+    return cells
+
+
+def render_plan_totals(console: Console, results: Sequence[HostResult[HostReport]]) -> None:
+    """What apply would do on each host: asked about once, for the whole fleet."""
+    table = Table(title="Plan per host", title_justify="left")
+    table.add_column("Host")
+    table.add_column("Objects", justify="right")
+    table.add_column("To free", justify="right")
+    for result in results:
+        if result.value is None:
+            table.add_row(literal(result.host), literal("error", "red"),
+                          literal(result.error or "", "red"))  # fmt: skip
+            continue
+        the_plan = result.value.plan
+        table.add_row(literal(result.host), str(len(the_plan.actions)),
+                      format_size(the_plan.total_bytes))  # fmt: skip
+    console.print(table)
+
+
+class FleetProgress:
+    """A line per host on stderr while the fleet runs (only on a terminal): what
+    it is doing, and during apply how many of its removals are done."""
+
+    def __init__(self, hosts: Sequence[str]) -> None:
+        console = Console(stderr=True)
+        self._bar: Progress | None = None
+        self._tasks: list[TaskID] = []
+        if not console.is_terminal:
+            return
+        self._bar = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.fields[host]}", markup=False),
+            TextColumn("{task.fields[state]}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+        )
+        for host in hosts:
+            task = self._bar.add_task("", total=None, host=printable(host)[:60], state="waiting")
+            self._tasks.append(task)
+
+    def state(self, index: int, state: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._tasks[index], state=state)
+
+    def planned(self, index: int, actions: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._tasks[index], total=actions or None)
+
+    def removed(self, index: int, outcome: ActionOutcome) -> None:
+        if self._bar is not None:
+            self._bar.update(self._tasks[index], advance=1)
+
+    @contextmanager
+    def running(self) -> Iterator[FleetProgress]:
+        if self._bar is None:
+            yield self
+            return
+        with self._bar:
+            yield self
