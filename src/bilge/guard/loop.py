@@ -39,6 +39,7 @@ from bilge.guard.lastuse import interpret
 from bilge.guard.log import Log
 from bilge.guard.metrics import Metrics
 from bilge.guard.options import WatchOptions, started_fields
+from bilge.guard.reporting import ScheduledReport
 from bilge.model import ActionOutcome, Filesystem, Plan, Snapshot
 from bilge.planner import eviction
 from bilge.planner.core import plan as make_plan
@@ -107,6 +108,7 @@ class Guard:
         self.webhook = webhook or Webhook.from_config(w.webhook_url, w.webhook_format)
         self.stop = threading.Event()
         self.wake = threading.Event()
+        self.report = ScheduledReport(policy.watch, clock, self.log)
 
     # --- running -------------------------------------------------------------
 
@@ -123,6 +125,8 @@ class Guard:
                 if not self.stop.is_set():
                     self._tick(host)
             self._flush()
+            self.report.tick((h.address, self._session(h, h.engine) if h.engine else None)
+                             for h in self.hosts)  # fmt: skip
             if self.options.once:
                 break
             self._sleep(w.interval.total_seconds())
