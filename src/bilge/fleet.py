@@ -21,12 +21,13 @@ success (0): a 3 says the command ran everywhere, a 1 that it did not.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -247,7 +248,7 @@ class Fleet:
             code = EXIT_SOME_FAILED if outcome.count(Result.FAILED) else EXIT_OK
             return code, HostReport(report.snapshot, report.plan, report.findings, outcome)
 
-        return self._run(work)
+        return shared_filesystems(self._run(work))
 
     def _run(self, work: Callable[[int, Endpoint], tuple[int, T]]) -> list[HostResult[T]]:
         return run_parallel(
@@ -279,6 +280,37 @@ class _Failed(BilgeError):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.exit_code = code
+
+
+def shared_filesystems(results: list[HostResult[HostReport]]) -> list[HostResult[HostReport]]:
+    """Hosts whose data-roots are on one filesystem of this machine (engines
+    side by side) applied at the same time: the statvfs difference each
+    measured holds the others' removals too, so none of them is credited with
+    it (as for a remote engine, the prediction stands)."""
+    devices: dict[int, int] = {}
+    for result in results:
+        device = _device(result.value)
+        if device is not None:
+            devices[device] = devices.get(device, 0) + 1
+    shared = {device for device, hosts in devices.items() if hosts > 1}
+    return [_unmeasured(r) if _device(r.value) in shared else r for r in results]
+
+
+def _unmeasured(result: HostResult[HostReport]) -> HostResult[HostReport]:
+    report = result.value
+    if report is None or report.outcome is None:
+        return result
+    outcome = replace(report.outcome, freed_bytes_measured=None)
+    return replace(result, value=replace(report, outcome=outcome))
+
+
+def _device(report: HostReport | None) -> int | None:
+    if report is None or report.outcome is None or not report.snapshot.engine.local:
+        return None
+    try:
+        return os.stat(report.snapshot.engine.data_root).st_dev
+    except OSError:
+        return None
 
 
 def _tell(on_state: OnState | None, index: int, state: str) -> None:

@@ -1,5 +1,6 @@
-"""Run a parsed command: an engine command on each host with a Session of its own,
-the guard on all hosts at once, a registry command on the registries chosen.
+"""Run a parsed command: an engine command on one host with a Session of its own
+or on a fleet (cli/fleet.py), the guard on all hosts at once, a registry command
+on the registries chosen.
 
 Loaded only once the arguments are good (entry.py); the command modules render.
 """
@@ -7,13 +8,16 @@ Loaded only once the arguments are good (entry.py); the command modules render.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from types import ModuleType
 
 from bilge.cli import apply, config, doctor, history, plan, status, watch
-from bilge.cli.common import Global, out, report_lost, warn
+from bilge.cli.common import FLEET_COMMANDS, Global, report_lost, warn
 from bilge.collect.prefetch import Prefetch
 from bilge.config.locate import find_config
 from bilge.config.policy import load_policy, with_orphans
+from bilge.engine.contexts import Endpoint
+from bilge.fleet import engine_factory
 from bilge.report import json as jsonreport
 from bilge.session import Session
 from bilge.state.store import default_state_dir
@@ -28,8 +32,15 @@ ON_EACH_HOST: dict[str, ModuleType] = {
 }
 
 
-def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -> int:
-    """Run the command; `prefetch` reads the first host's data-root."""
+def run(
+    args: argparse.Namespace,
+    hosts: list[str],
+    prefetch: Prefetch | None,
+    endpoints: list[Endpoint] | None = None,
+) -> int:
+    """Run the command; `prefetch` reads the first host's data-root; `endpoints`
+    are the hosts as named (contexts with their TLS), in the order of `hosts`."""
+    endpoints = endpoints or [Endpoint(h, h) for h in hosts]
     options = Global.from_args(args)
     source = find_config(options.config)
     policy = load_policy(source)
@@ -50,22 +61,34 @@ def run(args: argparse.Namespace, hosts: list[str], prefetch: Prefetch | None) -
         return registry.run(args, Session(hosts[0], policy, state_dir=state_dir))
     command = ON_EACH_HOST[args.command]
     command_options = command.Options.from_args(args)
-    codes: list[int] = []
-    docs: list[dict[str, object]] = []
-    for host in hosts:
-        if len(hosts) > 1 and not options.json:
-            out().rule(host)
-        session = Session(
-            host, policy, state_dir=state_dir, prefetch=prefetch if host == hosts[0] else None
+    if args.command in FLEET_COMMANDS and options.fleet:
+        from bilge.cli import fleet
+
+        request = fleet.Request(
+            args.command, command_options, endpoints, options.json, options.summary
         )
-        try:
-            code, doc = command.run(session, command_options)
-        finally:
-            warn(session.close())
-        codes.append(max(code, report_lost(session.lost())))
-        if doc is not None:
-            docs.append(doc)
-    if options.json:
-        many = {"schema": jsonreport.SCHEMA, "kind": "hosts", "results": docs}
-        print(jsonreport.dumps(docs[0] if len(docs) == 1 else many))
-    return max(codes)
+        return fleet.run(request, options, policy, prefetch)
+    if args.command == "history" and (options.hosts or options.hosts_files or options.contexts):
+        command_options = replace(command_options, hosts=tuple(e.address for e in endpoints))
+    session = Session(
+        endpoints[0].address,
+        policy,
+        state_dir=state_dir,
+        prefetch=prefetch,
+        engine_factory=engine_factory(endpoints[0], policy),
+    )
+    return _on_one_host(command, command_options, session, as_json=options.json)
+
+
+def _on_one_host(
+    command: ModuleType, command_options: object, session: Session, *, as_json: bool
+) -> int:
+    """One host, as before fleets: its output, or its one error line (entry.py)."""
+    try:
+        code, doc = command.run(session, command_options)
+    finally:
+        warn(session.close())
+    code = max(code, report_lost(session.lost()))
+    if as_json and doc is not None:
+        print(jsonreport.dumps(doc))
+    return int(code)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from bilge import __version__
 from bilge.cli import apply, config, doctor, history, plan, registry, report, status, watch
-from bilge.cli.common import Global
+from bilge.cli.common import FLEET_COMMANDS, Global, fleet_options
 from bilge.collect.prefetch import Prefetch
 from bilge.config.locate import find_config, named_volumes_kept
-from bilge.engine.hosts import resolve_host
-from bilge.errors import EXIT_ERROR, EXIT_OK, BilgeError, UsageError
+from bilge.engine.contexts import Endpoint, fleet_endpoints
+from bilge.errors import EXIT_ERROR, EXIT_OK, BilgeError, EngineError, UsageError
 from bilge.report.text import printable
 
 #: Commands that read the engine's data-root (and so start a prefetch).
@@ -61,6 +61,7 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument("-c", "--config", type=Path, default=s, metavar="FILE", help="policy file")
     common.add_argument("--state-dir", type=Path, default=s, metavar="DIR", help="state store dir")
     common.add_argument("-v", "--verbose", action="store_true", default=s, help="tracebacks")
+    fleet_options(common)
     return common
 
 
@@ -117,8 +118,20 @@ def _plan_keeps_named_volumes(args: argparse.Namespace) -> bool:
         return False  # reported once the policy is loaded
 
 
+def _endpoints(args: argparse.Namespace) -> list[Endpoint]:
+    """The hosts named (-H, --hosts, --context) or the default one. An entry that
+    cannot be resolved is an error row of a fleet, and an error anywhere else."""
+    settings = Global.from_args(args)
+    endpoints = fleet_endpoints(settings.hosts, settings.hosts_files, settings.contexts)
+    unresolved = [e.error for e in endpoints if e.error]
+    if unresolved and not (settings.fleet and args.command in FLEET_COMMANDS):
+        raise EngineError(unresolved[0])
+    return endpoints
+
+
 def _run(args: argparse.Namespace) -> int:
-    hosts = list(Global.from_args(args).hosts) or [resolve_host(None)]
+    endpoints = _endpoints(args)
+    hosts = [e.address for e in endpoints]
     if args.command == "history":
         hosts = hosts[:1]  # the state store holds every host's history
     saves_or_reads_plan = vars(args).get("plan") or vars(args).get("out")
@@ -127,12 +140,12 @@ def _run(args: argparse.Namespace) -> int:
     # Started before the rest of bilge is even loaded: the data-root is read
     # while Python imports, the policy is validated and the engine answers.
     prefetch = None
-    if args.command in READS_DATA_ROOT:
+    if args.command in READS_DATA_ROOT and hosts[0]:
         prefetch = Prefetch.start(hosts[0], skip_named=_plan_keeps_named_volumes(args))
     try:
         from bilge.cli import dispatch
 
-        return dispatch.run(args, hosts, prefetch)
+        return dispatch.run(args, hosts, prefetch, endpoints)
     finally:
         if prefetch is not None:
             prefetch.close()

@@ -151,13 +151,29 @@ def fleet_endpoints(
     if hosts_files and not endpoints:
         raise UsageError(f"no hosts in {', '.join(hosts_files)}")
     if not endpoints:
-        current = env.get("DOCKER_CONTEXT")
-        return [context_endpoint(current, env) if current else Endpoint(_default(env), "")]
+        return [default_endpoint(env)]
     return unique(endpoints)
 
 
-def _default(env: Mapping[str, str]) -> str:
-    return resolve_host(None, dict(env))
+def default_endpoint(env: Mapping[str, str]) -> Endpoint:
+    """The host `docker` would use: DOCKER_HOST (or CONTAINER_HOST), else the
+    current context with its TLS files, else the default socket (hosts.py)."""
+    if not (env.get("DOCKER_HOST") or env.get("CONTAINER_HOST")):
+        current = env.get("DOCKER_CONTEXT") or current_context(env)
+        if current and current != "default":
+            return context_endpoint(current, env)
+    address = resolve_host(None, dict(env))
+    return Endpoint(address, address)
+
+
+def current_context(env: Mapping[str, str]) -> str | None:
+    """config.json's currentContext, as `docker context use` sets it."""
+    try:
+        doc = loads_json((config_dir(env) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    name = doc.get("currentContext") if isinstance(doc, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def unique(endpoints: Iterable[Endpoint]) -> list[Endpoint]:

@@ -106,12 +106,15 @@ def render_summary(console: Console, rows: Sequence[SummaryRow], *, applied: boo
     table.add_section()
     table.add_row(*_totals(rows, applied))
     console.print(table)
+    for row in rows:
+        if row.error is not None:
+            console.print(literal(f"{row.host}: {row.error}", "red"))
 
 
 def _cells(row: SummaryRow, applied: bool) -> list[RenderableType]:
-    if row.error is not None:
+    if row.error is not None:  # the error itself is printed under the table
         span = 5 + (4 if applied else 0)
-        return [literal(row.host), literal(f"error: {row.error}", "red"), *[""] * (span - 1)]
+        return [literal(row.host), literal("failed (below)", "red"), *[""] * (span - 1)]
     cells: list[RenderableType] = [
         literal(row.host),
         literal(row.engine),
