@@ -17,7 +17,6 @@ from bilge.config.units import format_size
 
 BAR_WIDTH = 40
 SPARK_WIDTH = 60
-OUTSIDE_DOCKER = "outside Docker"
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 _SPARKS = "▁▂▃▄▅▆▇█"
@@ -58,13 +57,15 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
     return ("█" * full + _EIGHTHS[part]).rstrip()
 
 
-def usage_chart(bars: Sequence[tuple[str, int]], used_bytes: int | None) -> Table:
+def usage_chart(
+    bars: Sequence[tuple[str, int]], used_bytes: int | None, engine: str = "Docker"
+) -> Table:
     """Bytes by kind as bars; with the filesystem's used bytes known, also what
-    Docker does not hold."""
+    the engine (Docker, Podman) does not hold."""
     rows = list(bars)
     docker_total = sum(size for _, size in rows)
     if used_bytes is not None and used_bytes > docker_total:
-        rows.append((OUTSIDE_DOCKER, used_bytes - docker_total))
+        rows.append((f"outside {engine}", used_bytes - docker_total))
     total = sum(size for _, size in rows)
     biggest = max((size for _, size in rows), default=0)
     chart = Table.grid(padding=(0, 1))

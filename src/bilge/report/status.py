@@ -38,7 +38,8 @@ def render_status(console: Console, snapshot: Snapshot, plan: Plan | None) -> No
     console.print()
     console.print(_usage_table(rows, plan is not None))
     console.print()
-    console.print(usage_chart([(r.kind, r.bytes) for r in rows], fs.used_bytes if fs else None))
+    bars = [(r.kind, r.bytes) for r in rows]
+    console.print(usage_chart(bars, fs.used_bytes if fs else None, _name(snapshot.engine)))
     biggest = [o for o in largest(snapshot) if o.bytes]
     if biggest:
         console.print()
@@ -47,9 +48,12 @@ def render_status(console: Console, snapshot: Snapshot, plan: Plan | None) -> No
     console.print(Text(_reclaimable_line(plan)))
 
 
+def _name(engine: EngineInfo) -> str:
+    return {"docker": "Docker", "podman": "Podman"}.get(engine.kind, engine.kind)
+
+
 def _header(engine: EngineInfo) -> Text:
-    name = {"docker": "Docker", "podman": "Podman"}.get(engine.kind, engine.kind)
-    text = literal(f"{name} {engine.server_version} (API {engine.api_version}) on ")
+    text = literal(f"{_name(engine)} {engine.server_version} (API {engine.api_version}) on ")
     text.append(literal(engine.host, style="bold"))
     text.append(
         literal(f" · data-root {engine.data_root} · storage driver {engine.storage_driver}")

@@ -9,7 +9,7 @@ down with it.
 
 from __future__ import annotations
 
-from bilge.planner.doctor.finding import Facts, Finding, Severity
+from bilge.planner.doctor.finding import Facts, Finding, Severity, on_podman
 from bilge.planner.doctor.reclaimable import REMOVABLE_STATES
 
 
@@ -43,12 +43,13 @@ def data_at_risk(f: Facts) -> Finding:
             evidence,
         )
     c, v = risky[0]
+    cli = "podman" if on_podman(f) else "docker"
     title = (
         f"database files in the anonymous volume of stopped container {c.name}: "
-        "`docker rm -v` or a prune deletes them (bilge keeps both)"
+        f"`{cli} rm -v` or a prune deletes them (bilge keeps both)"
     )
     fix = (
-        f"docker volume create {c.name}-data && docker run --rm -v {v.name}:/from -v "
+        f"{cli} volume create {c.name}-data && {cli} run --rm -v {v.name}:/from -v "
         f"{c.name}-data:/to <image with cp> cp -a /from/. /to/, then run the database with "
         f"-v {c.name}-data:<its data path>"
     )
@@ -65,12 +66,14 @@ def data_root_on_root_fs(f: Facts) -> Finding:
             else "unknown whether the data-root shares /"
         )
         return Finding("data-root-on-root-fs", Severity.OK, title, "", evidence)
+    engine, setting = (
+        ("Podman", "graphroot in /etc/containers/storage.conf")
+        if on_podman(f)
+        else ("Docker", '"data-root" in /etc/docker/daemon.json')
+    )
     title = (
         "the data-root shares / with the system: "
-        "when Docker fills it, logins, journald and updates fail too"
+        f"when {engine} fills it, logins, journald and updates fail too"
     )
-    fix = (
-        "give Docker a filesystem of its own: mount one and set "
-        '"data-root" in /etc/docker/daemon.json'
-    )
+    fix = f"give {engine} a filesystem of its own: mount one and set {setting}"
     return Finding("data-root-on-root-fs", Severity.WARNING, title, fix, evidence)

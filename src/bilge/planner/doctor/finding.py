@@ -47,6 +47,12 @@ class Facts:
     now: datetime
 
 
+def on_podman(f: Facts) -> bool:
+    """Podman keeps its settings elsewhere (containers.conf, storage.conf) and its
+    command is `podman`: fixes must say so."""
+    return f.snap.engine.kind == "podman"
+
+
 def reclaim_fix(plan: Plan, what: str = "space") -> str:
     """The fix when something fills the disk: apply the plan, or say nothing would help."""
     if not plan.actions:

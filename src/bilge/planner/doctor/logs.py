@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from bilge.config.units import format_size
 from bilge.model import Container
-from bilge.planner.doctor.finding import Facts, Finding, Severity
+from bilge.planner.doctor.finding import Facts, Finding, Severity, on_podman
 
 #: A single log file this big is worth a warning even without a policy limit.
 LARGE_LOG_BYTES = 100 * 1000**2
@@ -20,11 +20,21 @@ DAEMON_LOG_FIX = (
     'in /etc/docker/daemon.json: {"log-driver": "json-file", '
     '"log-opts": {"max-size": "10m", "max-file": "3"}} (new containers)'
 )
+#: Podman's log settings live in containers.conf, not in a daemon.json.
+PODMAN_LOG_FIX = (
+    "in /etc/containers/containers.conf (or ~/.config/containers/containers.conf): "
+    "[containers] log_size_max = 10485760 (new containers; podman run --log-opt max-size=10m)"
+)
 
 
 def logs_unbounded(f: Facts) -> Finding:
     """logs-unbounded: containers logging to a file without max-size."""
     seen = [c for c in f.snap.containers if c.log_driver]
+    if on_podman(f):
+        # Podman records each container's limit in its own database, not in files
+        # bilge reads: say where the setting lives instead of guessing.
+        title = "Podman's log size limit is containers.conf's log_size_max (default: none)"
+        return Finding("logs-unbounded", Severity.OK, title, PODMAN_LOG_FIX, {})
     if not seen:
         return Finding(
             "logs-unbounded",
@@ -79,6 +89,8 @@ def logs_large(f: Facts) -> Finding:
         if f.policy.logs.max_size
         else 'set [logs] max_size = "100MB" in bilge.toml, then bilge apply truncates them'
     )
+    if on_podman(f):
+        fix = f"limit them at the source: {PODMAN_LOG_FIX}; bilge truncates json-file logs only"
     return Finding("logs-large", Severity.WARNING, title, fix, evidence)
 
 
