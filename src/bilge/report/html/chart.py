@@ -82,18 +82,18 @@ def usage_chart(
 def _forecast(
     last: UsageSample, per_day: float | None, span: timedelta
 ) -> tuple[tuple[datetime, float], tuple[datetime, float], str] | None:
-    """From the newest sample to 100 %, or as far as the history is long when
+    """From the newest sample to 100 %, or to twice the history's length when
     100 % is further away than that (a far forecast would squash the history)."""
     if not per_day or per_day <= 0:
         return None
     start = _ratio(last)
     days_to_full = last.free_bytes / per_day
     full_at = last.at + timedelta(days=days_to_full)
-    horizon = last.at + span
+    horizon = last.at + 2 * span
     label = f"100 % in {_days(days_to_full)} at the last week's growth"
     if full_at <= horizon:
         return (last.at, start), (full_at, 1.0), label
-    seconds = span.total_seconds()
+    seconds = 2 * span.total_seconds()
     reached = start + per_day * seconds / 86400 / last.total_bytes
     return (last.at, start), (horizon, min(reached, 1.0)), label
 
