@@ -77,7 +77,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _session_sandbox(disk: str | None = None, tmpfs: str | None = None) -> Iterator[Sandbox]:
+def _session_sandbox(
+    disk: str | None = None, tmpfs: str | None = None, kind: str = "docker"
+) -> Iterator[Sandbox]:
     _sweep_stale_sandboxes()
     # A SIGTERM (CI timeout, `kill`) then tears the engines down like Ctrl-C does.
     trapped = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
@@ -87,7 +89,7 @@ def _session_sandbox(disk: str | None = None, tmpfs: str | None = None) -> Itera
     # basetemps, which must never happen to a directory with mounts in it.
     directory = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     try:
-        yield start_sandbox(directory, disk=disk, tmpfs=tmpfs)
+        yield start_sandbox(directory, disk=disk, tmpfs=tmpfs, kind=kind)
     finally:
         stop_sandbox(directory)
         if trapped and signal.getsignal(signal.SIGTERM) is _interrupt:
@@ -104,6 +106,29 @@ def sandbox() -> Iterator[Sandbox]:
 def disk_sandbox() -> Iterator[Sandbox]:
     """A private engine whose data-root is a 512 MB ext4 filesystem of its own."""
     yield from _session_sandbox(disk="512M")
+
+
+@pytest.fixture(scope="session")
+def podman_sandbox() -> Iterator[Sandbox]:
+    """A private Podman service (scripts/sandbox-podman), its storage on the host's
+    filesystem, driven through its Docker-compatible API by the same client."""
+    yield from _session_sandbox(kind="podman")
+
+
+@pytest.fixture(scope="session")
+def podman_disk_sandbox() -> Iterator[Sandbox]:
+    """A private Podman service whose storage is a 512 MB ext4 filesystem of its own."""
+    yield from _session_sandbox(disk="512M", kind="podman")
+
+
+@pytest.fixture(params=["docker", "podman"])
+def either_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Docker's sandbox, then Podman's: a test taking it runs against both, reset
+    after each run. Test modules that must hold on both name it `engine`."""
+    name = "sandbox" if request.param == "docker" else "podman_sandbox"
+    sb: Sandbox = request.getfixturevalue(name)
+    yield sb
+    reset_engine(sb)
 
 
 @pytest.fixture

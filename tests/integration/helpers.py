@@ -55,8 +55,11 @@ class Sandbox:
     """A running private engine."""
 
     dir: Path
-    host: str  # "unix:///.../docker.sock"
+    host: str  # "unix:///.../docker.sock" (or podman.sock)
     data_root: Path
+    #: "docker", or "podman": a private Podman service that the same Docker client
+    #: drives through its Docker-compatible API.
+    kind: str = "docker"
 
     def environ(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The process environment for a client of this sandbox.
@@ -140,21 +143,31 @@ def _run_script(*args: str, interruptible: bool) -> None:
             )
 
 
-def start_sandbox(directory: Path, *, disk: str | None = None, tmpfs: str | None = None) -> Sandbox:
+def start_sandbox(
+    directory: Path,
+    *,
+    disk: str | None = None,
+    tmpfs: str | None = None,
+    kind: str = "docker",
+) -> Sandbox:
     """Start a sandbox engine in `directory` (`disk`: size of a loop-mounted ext4
     data-root, e.g. "512M"; `tmpfs`: "SIZE:INODES" of a tmpfs data-root, e.g.
-    "256M:4000") and return it. Call `stop_sandbox` even if this fails."""
+    "256M:4000"; `kind`: "docker" or "podman") and return it. Call `stop_sandbox`
+    even if this fails."""
     args = ["start", str(directory)] + (["--disk", disk] if disk else [])
     args += ["--tmpfs", tmpfs] if tmpfs else []
+    args += ["--podman"] if kind == "podman" else []
     _run_script(*args, interruptible=True)
     exports: dict[str, str] = {}
     for line in (directory / "env").read_text().splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
         exports[key] = value
     host = exports["DOCKER_HOST"]
-    if host in SYSTEM_SOCKETS or host != f"unix://{directory}/docker.sock":
+    socket = "podman.sock" if kind == "podman" else "docker.sock"
+    if host in SYSTEM_SOCKETS or host != f"unix://{directory}/{socket}":
         raise RuntimeError(f"sandbox in {directory} reports an unexpected host {host}")
-    return Sandbox(dir=directory, host=host, data_root=Path(exports["BILGE_SANDBOX_DATA_ROOT"]))
+    data_root = Path(exports["BILGE_SANDBOX_DATA_ROOT"])
+    return Sandbox(dir=directory, host=host, data_root=data_root, kind=kind)
 
 
 def stop_sandbox(directory: Path) -> None:
@@ -166,7 +179,8 @@ def stop_sandbox(directory: Path) -> None:
 def ensure_base_image(sb: Sandbox) -> None:
     """Rebuild `bilge-sandbox/busybox:latest` if a test removed it."""
     if sb.docker("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
-        _run_script("start", str(sb.dir), interruptible=True)
+        podman = ["--podman"] if sb.kind == "podman" else []
+        _run_script("start", str(sb.dir), *podman, interruptible=True)
 
 
 def _base_image_ids(api: Any) -> set[str]:
@@ -183,13 +197,15 @@ def _base_image_ids(api: Any) -> set[str]:
 def _remove_images(api: Any) -> None:
     """Remove every image but the base image; untag other names of the base image."""
     keep = _base_image_ids(api)
+    # Podman names it with its registry, localhost/.
+    base_names = {BASE_IMAGE, f"localhost/{BASE_IMAGE}"}
     for _ in range(20):
         left = False
         for image in api.images(all=True):
             tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
             if image["Id"] in keep:
                 for tag in tags:
-                    if tag != BASE_IMAGE:
+                    if tag not in base_names:
                         api.remove_image(tag)
                 continue
             left = True
@@ -219,7 +235,8 @@ def reset_engine(sb: Sandbox) -> None:
                 api.remove_network(network["Id"])
         ensure_base_image(sb)
         _remove_images(api)
-    sb.docker("builder", "prune", "-af")
+    if sb.kind == "docker":  # Podman keeps no build cache
+        sb.docker("builder", "prune", "-af")
 
 
 # --- objects --------------------------------------------------------------------------
@@ -410,7 +427,8 @@ def build_image(
             *_labels(labels), str(ctx),
             env={"DOCKER_BUILDKIT": "1" if buildkit else "0"},
         )  # fmt: skip
-        return iidfile.read_text().strip()
+        iid = iidfile.read_text().strip()
+        return iid if iid.startswith("sha256:") else f"sha256:{iid}"  # Podman's is bare
 
 
 def make_dangling(sb: Sandbox, tag: str, size: int) -> str:

@@ -1,4 +1,5 @@
-"""Each safety rule of docs/architecture.md against the real engine: break the rule, a test fails.
+"""Each safety rule of docs/architecture.md against the real engines, Docker and Podman:
+break the rule, a test fails.
 
 Every test builds the situation with the Docker CLI, runs the real `bilge` command
 (policy with zero grace periods, so only the safety rules stand between an object
@@ -8,7 +9,10 @@ showing that the same kind of object is removed when no rule protects it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from bilge.applier import core as apply_module
 from bilge.config.policy import parse_policy
@@ -16,6 +20,12 @@ from bilge.model import Result
 from bilge.session import Session
 from tests.integration.bilge_cli import exists, make_bilge
 from tests.integration.helpers import BASE_IMAGE, Sandbox, build_image, make_volume, run_container
+
+
+@pytest.fixture
+def engine(either_engine: Sandbox) -> Iterator[Sandbox]:
+    """Every rule holds on Docker and on Podman alike."""
+    yield either_engine
 
 
 def volumes_of(sb: Sandbox, container: str) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bilge.engine.base import Capabilities, EventStream, JSONObject
@@ -24,8 +25,17 @@ from bilge.errors import EngineError, ObjectConflict, ObjectGone
 
 #: The libpod API version bilge speaks; its paths must carry one (the bare path is 404).
 LIBPOD = "/v4.0.0/libpod"
-#: What Podman's 500 says when an image cannot go without force: in use, or several tags.
-_CONFLICTS = ("more than one tag", "in use", "image used by", "has dependent")
+#: What Podman's 500 says when an object cannot go without force (Docker answers 409):
+#: an image in use or with several tags, a running container, a volume in use.
+_CONFLICTS = (
+    "more than one tag",
+    "in use",
+    "image used by",
+    "has dependent",
+    "state improper",
+    "without force",
+    "being used",
+)
 
 
 def is_podman(version: JSONObject) -> bool:
@@ -142,16 +152,21 @@ class PodmanEngine(DockerEngine):
         doc["Id"] = _with_prefix(str(doc.get("Id") or ""))
         return doc
 
+    def remove_container(self, container_id: str, *, volumes: bool = False) -> None:
+        with _conflicts():
+            super().remove_container(container_id, volumes=volumes)
+
+    def remove_volume(self, name: str) -> None:
+        with _conflicts():
+            super().remove_volume(name)
+
     def remove_image(self, ref: str) -> None:
-        """Podman answers 500 where Docker answers 409 (in use, several tags)."""
-        try:
+        with _conflicts():
             super().remove_image(ref)
-        except ObjectGone:
-            raise
-        except EngineError as exc:
-            if isinstance(exc, ObjectConflict) or not any(c in str(exc) for c in _CONFLICTS):
-                raise
-            raise ObjectConflict(str(exc)) from exc
+
+    def remove_network(self, network_id: str) -> None:
+        with _conflicts():
+            super().remove_network(network_id)
 
     def remove_build_cache(self, record_id: str) -> int:
         raise EngineError("Podman keeps no build cache that bilge can remove")
@@ -198,6 +213,19 @@ class PodmanEngine(DockerEngine):
         except EngineError:
             return False
         return False
+
+
+@contextmanager
+def _conflicts() -> Iterator[None]:
+    """Podman's 500 for "not without force" as Docker's 409: a refusal, not a failure."""
+    try:
+        yield
+    except (ObjectGone, ObjectConflict):
+        raise
+    except EngineError as exc:
+        if not any(phrase in str(exc) for phrase in _CONFLICTS):
+            raise
+        raise ObjectConflict(str(exc)) from exc
 
 
 class _PodmanEvents:
