@@ -1,15 +1,24 @@
 """Predicted bytes against what the filesystem really gains.
 
-The sandbox's data-root is a 512 MB ext4 filesystem of its own, so the statvfs
-difference measures bilge's removals and nothing else.
+The sandbox's data-root (Docker's, or Podman's storage) is a 512 MB ext4 filesystem
+of its own, so the statvfs difference measures bilge's removals and nothing else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.integration.bilge_cli import ZERO_GRACE, make_bilge
-from tests.integration.helpers import Sandbox, build_image, make_volume, run_container
+from tests.integration.helpers import (
+    Sandbox,
+    build_image,
+    make_volume,
+    reset_engine,
+    run_container,
+)
 
 MB = 1_000_000
 
@@ -35,6 +44,15 @@ def garbage(sb: Sandbox) -> None:
         build_image(sb, f"old:{n}", size=5 * MB)
 
 
+@pytest.fixture(params=["docker", "podman"])
+def disk_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Docker's engine, then Podman's, each on a disk of its own."""
+    name = "disk_sandbox" if request.param == "docker" else "podman_disk_sandbox"
+    sb: Sandbox = request.getfixturevalue(name)
+    yield sb
+    reset_engine(sb)
+
+
 def test_predicted_bytes_are_within_one_percent_of_the_measured(
     disk_engine: Sandbox, tmp_path: Path
 ) -> None:
@@ -53,3 +71,4 @@ def test_predicted_bytes_are_within_one_percent_of_the_measured(
     print(f"predicted {predicted} measured {measured} ratio {predicted / measured:.5f}")
     assert abs(predicted - measured) <= 0.01 * measured, (predicted, measured)
     assert disk_engine.docker("image", "inspect", "k:1", check=False).returncode == 0
+    assert doc.get("engine", {}).get("kind", disk_engine.kind) == disk_engine.kind

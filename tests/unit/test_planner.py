@@ -882,3 +882,15 @@ def test_the_cycle_collector_is_paused_while_planning(monkeypatch: pytest.Monkey
     plan(snapshot(containers=[container("web-1", finished=ago(days=3))]), DEFAULT, NOW)
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_image_keep_patterns_match_podmans_spelling_of_names() -> None:
+    from bilge.planner.images import spellings
+
+    assert spellings(["localhost/k:1"]) == ["localhost/k:1", "k:1"]
+    assert spellings(["docker.io/library/redis:7"]) == [
+        "docker.io/library/redis:7",
+        "redis:7",
+        "library/redis:7",
+    ]
+    assert spellings(["registry.example/app:1"]) == ["registry.example/app:1"]

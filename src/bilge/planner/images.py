@@ -56,13 +56,28 @@ def decided(
     ]
 
 
+#: Registries that Podman writes into names where Docker leaves them out.
+IMPLIED_PREFIXES = ("localhost/", "docker.io/library/", "docker.io/")
+
+
+def spellings(tags: Sequence[str]) -> list[str]:
+    """Each tag as the engine spells it and as people write it: Podman names a
+    local build localhost/app:1 and a Docker Hub image docker.io/library/redis:7,
+    which `keep = ["app:*", "redis:*"]` must match as on Docker (it only keeps more)."""
+    out = []
+    for tag in tags:
+        out.append(tag)
+        out += [tag.removeprefix(p) for p in IMPLIED_PREFIXES if tag.startswith(p)]
+    return out
+
+
 def _decide(
     i: Image, users: Sequence[str], recent_in: str, policy: Policy, now: datetime
 ) -> Decision:
     if users:
         return keep(f"in use by container {names_text(users)}")
     limits = policy.images
-    why = protected(i.labels, i.tags, policy.keep_label, limits.keep, "images.keep")
+    why = protected(i.labels, spellings(i.tags), policy.keep_label, limits.keep, "images.keep")
     if why:
         return keep(why)
     if i.dangling:
