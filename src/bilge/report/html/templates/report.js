@@ -71,6 +71,7 @@
       box.title = item.name + "\n" + size(item.bytes) + " · " + VERDICTS[item.verdict] + "\n" + item.reason;
       box.dataset.bytes = String(item.bytes);
       box.dataset.name = item.name;
+      box.dataset.kind = item.kind;
       box.addEventListener("click", function () { select(box, item); });
       box.addEventListener("keydown", function (event) {
         if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(box, item); }
