@@ -90,6 +90,7 @@ def registry_plan_from_document(doc: object) -> RegistryPlan:
         kept=tuple(
             KeptTag(k.registry, k.repository, k.tag, k.digest, k.reason) for k in parsed.kept
         ),
+        emptied=tuple((e.registry, e.repository) for e in parsed.emptied),
     )
     if parsed.total_bytes != plan.total_bytes:
         _fail(
@@ -200,6 +201,8 @@ class _DeletionDoc(_Strict):
     bytes: Size
     children: list[Digest]
     follows: Digest | None
+    untag_only: bool = False
+    disk_bytes: Size | None = None
     #: Written for people to read; derived again from the tags and digest.
     precondition: str
 
@@ -212,14 +215,21 @@ class _KeptTagDoc(_Strict):
     reason: str
 
 
+class _EmptiedDoc(_Strict):
+    registry: Name
+    repository: Name
+
+
 class _RegistryPlanDoc(_Strict):
     schema_: Literal[1] = Field(alias="schema")
     kind: Literal["registry-plan"]
     created_at: Timestamp
     registries: list[Name]
     total_bytes: Size
+    total_disk_bytes: Size | None = None
     deletions: list[_DeletionDoc]
     kept: list[_KeptTagDoc]
+    emptied: list[_EmptiedDoc] = []
 
 
 def _action(a: _ActionDoc) -> Action:
@@ -251,6 +261,8 @@ def _deletion(d: _DeletionDoc) -> Deletion:
         bytes=d.bytes,
         children=tuple(d.children),
         follows=d.follows,
+        untag_only=d.untag_only,
+        disk_bytes=d.disk_bytes,
     )
 
 

@@ -114,10 +114,9 @@ def _run(session: Session, args: argparse.Namespace) -> Handled:
 
 def _plan(session: Session, args: argparse.Namespace, registries: Registries) -> Handled:
     from bilge.errors import EXIT_OK
-    from bilge.registry import commands, document
+    from bilge.registry import document
 
-    with _reading(args, registries):
-        plan = commands.make_plan(registries, session.policy.keep_label)
+    plan = _make_plan(session, args, registries)
     if args.out is not None:
         _save(plan, args)
     if args.json:
@@ -129,6 +128,22 @@ def _plan(session: Session, args: argparse.Namespace, registries: Registries) ->
         saved = f"Plan saved to {args.out}; `bilge registry apply --plan {args.out}`."
         out().print(saved, markup=False)
     return EXIT_OK, None
+
+
+def _make_plan(session: Session, args: argparse.Namespace, registries: Registries) -> RegistryPlan:
+    """A fresh plan; the last pulls are read from the state store when a rule
+    keeps what was pulled lately."""
+    from bilge.registry import commands
+
+    pulls = None
+    if commands.needs_pulls(registries):
+        from bilge.registry.pulls import read_pulls
+
+        pulls = read_pulls(session.state_dir, session.clock.now())
+    with _reading(args, registries):
+        return commands.make_plan(
+            registries, session.policy.keep_label, pulls=pulls, clock=session.clock
+        )
 
 
 def _save(plan: RegistryPlan, args: argparse.Namespace) -> None:
@@ -146,8 +161,7 @@ def _apply(session: Session, args: argparse.Namespace, registries: Registries) -
     if args.plan is not None:
         plan = commands.load_plan(args.plan, registries)
     else:
-        with _reading(args, registries):
-            plan = commands.make_plan(registries, session.policy.keep_label)
+        plan = _make_plan(session, args, registries)
     if plan.deletions and not args.yes:
         from bilge.registry.report import manifests_to_delete
 

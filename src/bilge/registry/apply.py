@@ -37,6 +37,7 @@ from bilge.registry.model import (
     RegistryOutcome,
     RegistryPlan,
 )
+from bilge.registry.untag import untag
 
 
 class Skip(Exception):
@@ -77,12 +78,18 @@ class _Run:
 
     def repository(self, client: RegistryClient, name: str, deletions: list[Deletion]) -> None:
         view: _View | None = None
+        stale: _View | None = None
+        fresh_for_untagged = False
         for deletion in deletions:
             if stopped := self.stopped.get(deletion.registry):
                 self._record(DeletionOutcome(deletion, Result.SKIPPED, stopped))
                 continue
+            if not deletion.tags and not fresh_for_untagged:
+                # Untagged ones come last: read the repository again just before,
+                # so that a tag pushed onto one meanwhile keeps it.
+                stale, view, fresh_for_untagged = view, None, True
             try:
-                view = view or _View.read(client, name)
+                view = view or _View.read(client, name, stale)
             except RegistryError as exc:
                 self._record(DeletionOutcome(deletion, Result.FAILED, f"not re-checked: {exc}"))
                 continue
@@ -118,9 +125,11 @@ class _View:
     gone: set[str] = field(default_factory=set)
 
     @classmethod
-    def read(cls, client: RegistryClient, name: str) -> _View:
+    def read(cls, client: RegistryClient, name: str, before: _View | None = None) -> _View:
         resolved = resolve_tags(client, name)
         view = cls({tag: r.digest for tag, r in resolved.items()})
+        if before is not None:
+            view.gone |= before.gone
         # Every index counts, those the plan deletes too: until one is really
         # deleted (its own deletion may be skipped), what it lists must stay.
         for tag, r in sorted(resolved.items()):
@@ -167,6 +176,8 @@ class _Deleter:
         return DeletionOutcome(deletion, result, detail)
 
     def _attempt(self, deletion: Deletion) -> tuple[Result, str]:
+        if deletion.untag_only:
+            return untag(self.client, deletion, self.view.tags)
         try:
             self._check(deletion)
             deleted = self.client.delete_manifest(deletion.repository, deletion.digest)

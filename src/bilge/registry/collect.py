@@ -21,14 +21,17 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
 from bilge.registry.client import RegistryClient, Resolved
 from bilge.registry.errors import RegistryError
-from bilge.registry.manifests import with_children_time, with_config
-from bilge.registry.model import Manifest, RegistrySnapshot, Repository
+from bilge.registry.manifests import parse_manifest, with_children_time, with_config
+from bilge.registry.model import Manifest, RegistrySnapshot, Repository, RepoStorage
 from bilge.registry.policy import RegistryConfig
+from bilge.registry.storage import blob_disk, media_type_of, read_blob, read_repository
 from bilge.report.text import printable
+from bilge.safejson import loads_json
 
 WORKERS = 8
 
@@ -42,27 +45,40 @@ Key = tuple[str, str]
 _UNSENDABLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def collect(client: RegistryClient, config: RegistryConfig, now: datetime) -> RegistrySnapshot:
-    """Read the whole registry behind `client`."""
+def collect(
+    client: RegistryClient,
+    config: RegistryConfig,
+    now: datetime,
+    *,
+    root: Path | None = None,
+    pulled: Mapping[str, Mapping[str, datetime]] | None = None,
+) -> RegistrySnapshot:
+    """Read the whole registry behind `client`; with `root` (its filesystem
+    storage, storage.py) the untagged manifests, push times and disk usage
+    too; `pulled` is repository -> digest -> last pull (listen.py)."""
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        reader = _Reader(client, pool)
+        reader = _Reader(client, pool, root)
         names = client.repositories()
         for name in names:
             _check_name(client, name, "the catalog lists repository")
         resolved = reader.resolve_all(names)
         tags = {repo: {t: r.digest for t, r in by_tag.items()} for repo, by_tag in resolved.items()}
-        manifests = reader.read_manifests(tags)
+        stored = reader.read_storage(names)
+        manifests = reader.read_manifests(tags, stored)
         ruled = {n for n in names if config.rule_for(n) is not None}
         manifests = reader.add_times(manifests, ruled)
+        blob_disk = reader.blob_disk(manifests) if root is not None else None
     repos = tuple(
         Repository(
             name,
             tags[name],
             {d: m for (repo, d), m in manifests.items() if repo == name},
+            storage=stored.get(name),
+            pulled=(pulled or {}).get(name, {}),
         )
         for name in sorted(names)
     )
-    return RegistrySnapshot(config.url, now, repos)
+    return RegistrySnapshot(config.url, now, repos, blob_disk)
 
 
 def resolve_tags(client: RegistryClient, repository: str) -> dict[str, Resolved]:
@@ -73,9 +89,14 @@ def resolve_tags(client: RegistryClient, repository: str) -> dict[str, Resolved]
 
 
 class _Reader:
-    def __init__(self, client: RegistryClient, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, client: RegistryClient, pool: ThreadPoolExecutor, root: Path | None = None
+    ) -> None:
         self.client = client
         self.pool = pool
+        #: The filesystem storage: manifests and configs are read from it, not
+        #: asked of the registry, and the untagged ones are only found there.
+        self.root = root
 
     def _map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return list(self.pool.map(fn, items))
@@ -94,10 +115,33 @@ class _Reader:
                 out[repo][tag] = resolved
         return out
 
-    def read_manifests(self, tags: Mapping[str, Mapping[str, str]]) -> dict[Key, Manifest]:
-        """Every tagged manifest and, level by level, the children of indexes."""
+    def read_storage(self, names: list[str]) -> dict[str, RepoStorage]:
+        root = self.root
+        if root is None:
+            return {}
+        return dict(zip(names, self._map(lambda n: read_repository(root, n), names), strict=True))
+
+    def blob_disk(self, manifests: Mapping[Key, Manifest]) -> dict[str, int]:
+        """Disk usage of every blob a manifest read references (manifests included)."""
+        root = self.root
+        digests = sorted(
+            {d for _, d in manifests} | {b.digest for m in manifests.values() for b in m.blobs}
+        )
+        if root is None:
+            return {}
+        sizes = self._map(lambda d: blob_disk(root, d), digests)
+        return {d: s for d, s in zip(digests, sizes, strict=True) if s is not None}
+
+    def read_manifests(
+        self, tags: Mapping[str, Mapping[str, str]], stored: Mapping[str, RepoStorage]
+    ) -> dict[Key, Manifest]:
+        """Every tagged manifest (and every one the storage has) and, level by
+        level, the children of indexes."""
         manifests: dict[Key, Manifest] = {}
-        todo = sorted({(repo, d) for repo, by_tag in tags.items() for d in by_tag.values()})
+        todo = sorted(
+            {(repo, d) for repo, by_tag in tags.items() for d in by_tag.values()}
+            | {(repo, d) for repo, found in stored.items() for d in found.pushed}
+        )
         while todo:
             for key, manifest in zip(todo, self._map(self._manifest, todo), strict=True):
                 manifests[key] = manifest
@@ -108,7 +152,19 @@ class _Reader:
         return manifests
 
     def _manifest(self, key: Key) -> Manifest:
-        return self.client.manifest(*key)
+        if self.root is None or not self._stored(key[1]):
+            return self.client.manifest(*key)
+        where = f"{self.client.label}: {key[0]}@{key[1]}"
+        body = read_blob(self.root, key[1])
+        try:
+            doc = loads_json(body)
+        except ValueError as exc:
+            raise RegistryError(f"{where}: the stored manifest is not JSON") from exc
+        kind = media_type_of(doc) if isinstance(doc, dict) else ""
+        return parse_manifest(where, key[1], kind, body)
+
+    def _stored(self, digest: str) -> bool:
+        return self.root is not None and blob_disk(self.root, digest) is not None
 
     def add_times(self, manifests: dict[Key, Manifest], ruled: set[str]) -> dict[Key, Manifest]:
         """Creation times from image configs (each config read once), then for
@@ -126,6 +182,8 @@ class _Reader:
         return out
 
     def _blob(self, key: Key) -> bytes:
+        if self.root is not None and self._stored(key[1]):
+            return read_blob(self.root, key[1])
         return self.client.blob(*key)
 
     def _with_config(self, repo: str, manifest: Manifest, bodies: Mapping[Key, bytes]) -> Manifest:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bilge.applier.core import AuditLog
+from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.config.units import format_size
 from bilge.errors import ConfigError, PlanFileError, StateError, UsageError
 from bilge.model import Action, Kind, Result
@@ -20,6 +20,8 @@ from bilge.registry.collect import collect
 from bilge.registry.gc import GcReport, run_gc
 from bilge.registry.model import DeletionOutcome, RegistryOutcome, RegistryPlan
 from bilge.registry.policy import Registries, RegistryConfig
+from bilge.registry.pulls import PullTimes
+from bilge.registry.storage import storage_root
 
 
 def select(registries: Registries, wanted: Sequence[str]) -> Registries:
@@ -49,17 +51,44 @@ def clients(
 
 
 def make_plan(
-    registries: Registries, keep_label: str, env: Mapping[str, str] = os.environ
+    registries: Registries,
+    keep_label: str,
+    env: Mapping[str, str] = os.environ,
+    *,
+    pulls: PullTimes | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> RegistryPlan:
-    """Read every registry and decide under its rules (`keep_label`: the policy's)."""
-    now = datetime.now(UTC)
+    """Read every registry and decide under its rules (`keep_label`: the policy's;
+    `pulls`: the last pulls `bilge registry listen` recorded)."""
+    now = clock.now()
+    roots = {r.url: storage_for(r) for r in registries}
     with clients(registries, env) as open_clients:
         snapshots = []
         for config in registries:
             client = open_clients[config.url]
             client.ping()
-            snapshots.append(collect(client, config, now))
+            pulled = (pulls or {}).get(config.url)
+            snapshots.append(collect(client, config, now, root=roots[config.url], pulled=pulled))
     return planner.plan(snapshots, {r.url: r for r in registries}, now, keep_label)
+
+
+def storage_for(config: RegistryConfig) -> Path | None:
+    """The registry's filesystem storage, when bilge can read it. A rule that
+    needs it (untagged_after, age = "pushed") makes its absence an error;
+    otherwise the plan only lacks the disk figures."""
+    needs = next((r.needs_storage for r in config.rules if r.needs_storage), "")
+    if config.gc is None:
+        return None
+    try:
+        return storage_root(config)
+    except ConfigError as exc:
+        if needs:
+            raise ConfigError(f"{exc} ({needs} needs it)") from exc
+        return None
+
+
+def needs_pulls(registries: Registries) -> bool:
+    return any(r.keep_pulled_within is not None for c in registries for r in c.rules)
 
 
 def load_plan(path: Path, registries: Registries) -> RegistryPlan:

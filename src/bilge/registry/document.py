@@ -30,8 +30,10 @@ def plan_json(plan: RegistryPlan) -> Document:
         "created_at": _time(plan.created_at),
         "registries": list(plan.registries),
         "total_bytes": plan.total_bytes,
+        "total_disk_bytes": plan.total_disk_bytes,
         "deletions": [_deletion_doc(d) for d in plan.deletions],
         "kept": [_kept_doc(k) for k in plan.kept],
+        "emptied": [{"registry": url, "repository": name} for url, name in plan.emptied],
     }
 
 
@@ -85,6 +87,8 @@ def _deletion_doc(d: Deletion) -> Document:
         "bytes": d.bytes,
         "children": list(d.children),
         "follows": d.follows,
+        "untag_only": d.untag_only,
+        "disk_bytes": d.disk_bytes,
         "precondition": d.precondition,
     }
 

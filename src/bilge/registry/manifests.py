@@ -17,6 +17,7 @@ from bilge.registry.model import (
     DOCKER_MANIFEST,
     INDEX_TYPES,
     OCI_MANIFEST,
+    THROWAWAY_ANNOTATION,
     Blob,
     Manifest,
 )
@@ -95,7 +96,13 @@ def _image(where: str, digest: str, media_type: str, doc: dict[str, object], siz
         config=config if config_type in IMAGE_CONFIG_TYPES else None,
         subject=_subject(where, doc),
         created=_annotated_time(where, doc),
+        throwaway=_is_throwaway(doc),
     )
+
+
+def _is_throwaway(doc: dict[str, object]) -> bool:
+    notes = doc.get("annotations")
+    return isinstance(notes, dict) and THROWAWAY_ANNOTATION in notes
 
 
 def _json_object(where: str, body: bytes) -> dict[str, object]:

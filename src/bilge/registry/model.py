@@ -28,6 +28,9 @@ DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 #: Tags of the OCI referrers tag schema ("sha256-<hex>", cosign adds ".sig",
 #: ".att", ...): attached to the manifest whose digest they name.
 REFERRER_TAG_RE = re.compile(r"sha256-([0-9a-f]{64})(?:\..*)?")
+#: The annotation that marks the throwaway manifest untag.py pushes (its value
+#: says which run pushed it, so that each one is unique).
+THROWAWAY_ANNOTATION = "dev.bilge.untag.throwaway"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class Manifest:
     created: datetime | None = None
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     supported: bool = True
+    #: A manifest bilge pushed to take a tag away (untag.py), left by a run
+    #: that was interrupted: deleted by the next plan, whatever the rules say.
+    throwaway: bool = False
 
     @property
     def is_index(self) -> bool:
@@ -65,12 +71,35 @@ class Manifest:
 
 
 @dataclass(frozen=True)
+class RepoStorage:
+    """One repository as its filesystem storage has it (storage.py)."""
+
+    #: digest -> push time (mtime of its revision link): every manifest pushed
+    #: and not deleted, tagged or not.
+    pushed: Mapping[str, datetime] = field(default_factory=dict, hash=False)
+    #: digest -> disk usage of its revision link file (it goes with the DELETE).
+    revision_disk: Mapping[str, int] = field(default_factory=dict, hash=False)
+    #: tag -> disk usage of the tag's directory (it goes with the DELETE).
+    tag_disk: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class Repository:
     name: str
     #: tag -> digest, as HEAD resolved it.
     tags: Mapping[str, str]
-    #: Every manifest read: the tagged ones and the children of indexes.
+    #: Every manifest read: the tagged ones and the children of indexes (and,
+    #: with storage access, the untagged ones).
     manifests: Mapping[str, Manifest]
+    #: None when bilge cannot read the registry's storage.
+    storage: RepoStorage | None = None
+    #: digest -> when it was last pulled (from the registry's notifications).
+    pulled: Mapping[str, datetime] = field(default_factory=dict, hash=False)
+
+    def untagged(self) -> set[str]:
+        """Manifests in the storage no tag points at (children of indexes too)."""
+        pushed = self.storage.pushed if self.storage else {}
+        return set(pushed) - set(self.tags.values())
 
     def tags_of(self, digest: str) -> tuple[str, ...]:
         return tuple(sorted(t for t, d in self.tags.items() if d == digest))
@@ -81,6 +110,9 @@ class RegistrySnapshot:
     url: str
     taken_at: datetime
     repositories: tuple[Repository, ...]
+    #: blob digest -> disk usage of its data file and directory, when the
+    #: storage is readable (None otherwise): what the collector frees.
+    blob_disk: Mapping[str, int] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -105,6 +137,11 @@ class Deletion:
     #: For a referrer (a signature, an SBOM): the digest it refers to, deleted
     #: earlier in the plan. Apply deletes the referrer only if that one went.
     follows: str | None = None
+    #: Only the tag goes (its digest stays, another tag keeps it): untag.py.
+    untag_only: bool = False
+    #: What the filesystem gains (du), files and directories that go included;
+    #: None without access to the storage.
+    disk_bytes: int | None = None
 
     @property
     def name(self) -> str:
@@ -112,6 +149,8 @@ class Deletion:
 
     @property
     def precondition(self) -> str:
+        if self.untag_only:
+            return f"tag {self.tags[0]} still points at {self.digest}, and a kept tag too"
         if not self.tags:
             return f"no tag points at {self.digest}"
         return f"tags {', '.join(self.tags)} still point at {self.digest}, and no other tag does"
@@ -132,10 +171,18 @@ class RegistryPlan:
     registries: tuple[str, ...]
     deletions: tuple[Deletion, ...]
     kept: tuple[KeptTag, ...] = ()
+    #: (registry, repository) left with no manifest at all by the plan.
+    emptied: tuple[tuple[str, str], ...] = ()
 
     @property
     def total_bytes(self) -> int:
         return sum(d.bytes for d in self.deletions)
+
+    @property
+    def total_disk_bytes(self) -> int | None:
+        """What the filesystem gains, when every deletion's storage was read."""
+        sizes = [d.disk_bytes for d in self.deletions]
+        return None if not sizes or None in sizes else sum(s or 0 for s in sizes)
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ counted once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bilge.config.units import duration_text, format_duration
+from bilge.registry.ages import age_time, age_word, pulled_lately
 from bilge.registry.model import (
     REFERRER_TAG_RE,
     Deletion,
@@ -35,6 +36,8 @@ from bilge.registry.model import (
     Repository,
 )
 from bilge.registry.policy import RegistryConfig, RegistryRule
+from bilge.registry.sizes import emptied, reachable, with_bytes
+from bilge.registry.untagged import THROWAWAY_REASON, Untagged, descendants, untagged_deletions
 from bilge.registry.versions import version_key
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
@@ -44,6 +47,8 @@ _OLDEST = datetime.min.replace(tzinfo=UTC)
 class Decision:
     delete: bool
     reason: str
+    #: Kept as a digest, but the tag itself goes (untag_shared: untag.py).
+    untag: bool = False
 
 
 def keep(reason: str) -> Decision:
@@ -60,19 +65,23 @@ def plan(
     an image labelled `keep_label` (the policy's) is never deleted."""
     deletions: list[Deletion] = []
     kept: list[KeptTag] = []
+    empty: list[tuple[str, str]] = []
     for snap in snapshots:
         config = registries[snap.url]
         decided = {
             r.name: decide(r, config.rule_for(r.name), now, keep_label) for r in snap.repositories
         }
-        deletions += _deletions(snap, decided)
+        found = _deletions(snap, decided, config, now, keep_label)
+        deletions += found
+        empty += [(snap.url, name) for name in emptied(snap, found)]
         kept += [
             KeptTag(snap.url, repo.name, tag, repo.tags[tag], d.reason)
             for repo in snap.repositories
             for tag, d in sorted(decided[repo.name].items())
-            if not d.delete
+            if not d.delete and not d.untag
         ]
-    return RegistryPlan(now, tuple(s.url for s in snapshots), tuple(deletions), tuple(kept))
+    urls = tuple(s.url for s in snapshots)
+    return RegistryPlan(now, urls, tuple(deletions), tuple(kept), tuple(empty))
 
 
 def decide(
@@ -80,10 +89,16 @@ def decide(
 ) -> dict[str, Decision]:
     """Every tag of `repo`, deleted or kept, with the reason."""
     if rule is None:
-        return {tag: keep("no rule matches this repository") for tag in repo.tags}
-    decisions = _by_rule(repo, rule, now, keep_label)
+        decisions = {tag: keep("no rule matches this repository") for tag in repo.tags}
+    else:
+        decisions = _by_rule(repo, rule, now, keep_label)
+    for tag, digest in repo.tags.items():
+        manifest = repo.manifests.get(digest)
+        if manifest is not None and manifest.throwaway:
+            decisions[tag] = Decision(True, THROWAWAY_REASON)
+    untag = rule is not None and rule.untag_shared
     for _ in range(2 * len(decisions) + 1):  # each round changes a tag at most twice
-        if not _settle(repo, decisions):
+        if not _settle(repo, decisions, untag):
             break
     return decisions
 
@@ -99,12 +114,13 @@ def _by_rule(
     for tag in sorted(repo.tags):
         manifest = repo.manifests.get(repo.tags[tag])
         why = _kept_by_rule(rule, tag, manifest, keep_label)
+        why = why or pulled_lately(repo, rule, repo.tags[tag], now)
         if why:
             decisions[tag] = keep(why)
         else:
             candidates.append(tag)
     for rank, tag in enumerate(_newest_first(repo, rule, candidates)):
-        decisions[tag] = _by_age(rule, tag, repo.manifests[repo.tags[tag]], rank, now)
+        decisions[tag] = _by_age(rule, tag, age_time(repo, rule, repo.tags[tag]), rank, now)
     return decisions
 
 
@@ -143,27 +159,25 @@ def _search(pattern: str, tag: str) -> bool:
 def _newest_first(repo: Repository, rule: RegistryRule, tags: list[str]) -> list[str]:
     if rule.order == "semver":
         return sorted(tags, key=lambda t: (version_key(t), t), reverse=True)
-    return sorted(tags, key=lambda t: (_created(repo, t) or _OLDEST, t), reverse=True)
+    return sorted(
+        tags, key=lambda t: (age_time(repo, rule, repo.tags[t]) or _OLDEST, t), reverse=True
+    )
 
 
-def _created(repo: Repository, tag: str) -> datetime | None:
-    manifest = repo.manifests.get(repo.tags[tag])
-    return manifest.created if manifest else None
-
-
-def _by_age(rule: RegistryRule, tag: str, manifest: Manifest, rank: int, now: datetime) -> Decision:
+def _by_age(
+    rule: RegistryRule, tag: str, since: datetime | None, rank: int, now: datetime
+) -> Decision:
     by = "highest versions" if rule.order == "semver" else "newest"
     if rank < rule.keep_recent:
         return keep(f"one of the {rule.keep_recent} {by} (keep_recent = {rule.keep_recent})")
-    created = manifest.created
-    age = now - created if created else None
+    age = now - since if since else None
     if rule.older_than > timedelta(0):
         limit = f"older_than = {duration_text(rule.older_than)}"
         if age is None:
-            return keep(f"creation time unknown ({limit})")
+            return keep(f"{_time_word(rule)} unknown ({limit})")
         if age < rule.older_than:
-            return keep(f"created {format_duration(age)} ago ({limit})")
-    what = f"version {tag}" if rule.order == "semver" else _age_text(age)
+            return keep(f"{age_word(rule)} {format_duration(age)} ago ({limit})")
+    what = f"version {tag}" if rule.order == "semver" else _age_text(rule, age)
     if rule.keep_recent:
         return Decision(True, f"{what}; not one of the {rule.keep_recent} {by}")
     # Nothing is kept for being recent: say which settings let it go, not "0 newest".
@@ -171,8 +185,14 @@ def _by_age(rule: RegistryRule, tag: str, manifest: Manifest, rank: int, now: da
     return Decision(True, f"{what} ({older}keep_recent = 0)")
 
 
-def _age_text(age: timedelta | None) -> str:
-    return "creation time unknown" if age is None else f"created {format_duration(age)} ago"
+def _age_text(rule: RegistryRule, age: timedelta | None) -> str:
+    if age is None:
+        return f"{_time_word(rule)} unknown"
+    return f"{age_word(rule)} {format_duration(age)} ago"
+
+
+def _time_word(rule: RegistryRule) -> str:
+    return "push time" if rule.age == "pushed" else "creation time"
 
 
 # -- what deleting by digest implies ----------------------------------------------------
@@ -186,8 +206,9 @@ def referred(tag: str, manifest: Manifest) -> str | None:
     return f"sha256:{match.group(1)}" if match else None
 
 
-def _settle(repo: Repository, decisions: dict[str, Decision]) -> bool:
-    """One round of the digest rules; True when a decision changed."""
+def _settle(repo: Repository, decisions: dict[str, Decision], untag: bool = False) -> bool:
+    """One round of the digest rules; True when a decision changed. With
+    `untag`, a tag sharing its digest with a kept tag goes alone."""
     changed = False
     gone = deleted_digests(repo, decisions)
     kept_tags = {t: repo.tags[t] for t, d in decisions.items() if not d.delete}
@@ -196,8 +217,9 @@ def _settle(repo: Repository, decisions: dict[str, Decision]) -> bool:
         digest = repo.tags[tag]
         new = decision
         if decision.delete and digest not in gone:
-            other = next(t for t, d in kept_tags.items() if d == digest)
-            new = keep(f"shares digest {digest[:19]} with kept tag {other!r}")
+            other = next(t for t, d in kept_tags.items() if d == digest and not decisions[t].untag)
+            shares = f"shares digest {digest[:19]} with kept tag {other!r}"
+            new = Decision(False, f"untag only: {shares}", untag=True) if untag else keep(shares)
         elif decision.delete and digest in owners:
             new = keep(f"a manifest of kept index {owners[digest]!r}")
         elif (subject := _subject(repo, tag)) is not None:
@@ -237,67 +259,71 @@ def _index_owners(repo: Repository, kept_tags: Mapping[str, str]) -> dict[str, s
 
 
 def _descendants(repo: Repository, digest: str) -> Iterator[str]:
-    seen: set[str] = set()
-    todo = list(_children(repo, digest))
-    while todo:
-        child = todo.pop()
-        if child not in seen:
-            seen.add(child)
-            yield child
-            todo += _children(repo, child)
+    return descendants(repo, digest)
 
 
-def _children(repo: Repository, digest: str) -> tuple[str, ...]:
-    manifest = repo.manifests.get(digest)
-    return manifest.children if manifest else ()
-
-
-# -- deletions and their bytes ----------------------------------------------------------
+# -- deletions ------------------------------------------------------------------------
 
 
 def _deletions(
-    snap: RegistrySnapshot, decided: Mapping[str, Mapping[str, Decision]]
+    snap: RegistrySnapshot,
+    decided: Mapping[str, Mapping[str, Decision]],
+    config: RegistryConfig,
+    now: datetime,
+    keep_label: str,
 ) -> list[Deletion]:
-    kept_blobs: set[str] = set()
+    kept_reach: set[str] = set()
     for repo in snap.repositories:
         for tag, decision in decided[repo.name].items():
             if not decision.delete:
-                kept_blobs |= set(_reachable(repo, repo.tags[tag]))
-    counted = set(kept_blobs)
+                kept_reach |= set(reachable(repo, repo.tags[tag]))
     out: list[Deletion] = []
     for repo in snap.repositories:
         decisions = decided[repo.name]
         gone = deleted_digests(repo, decisions)
-        claimed = gone | {repo.tags[t] for t in decisions} | kept_blobs
+        claimed = gone | {repo.tags[t] for t in decisions} | kept_reach | _untagged_own(repo, gone)
+        deleted = set(gone)
         for digest in _deletion_order(repo, gone):
             children = tuple(c for c in _descendants(repo, digest) if c not in claimed)
             claimed |= set(children)
-            blobs = {b: s for b, s in _reachable(repo, digest).items() if b not in counted}
-            counted |= set(blobs)
-            out.append(
-                _deletion(
-                    url=snap.url,
-                    repo=repo,
-                    digest=digest,
-                    decisions=decisions,
-                    children=children,
-                    size=sum(blobs.values()),
-                )
-            )
-    return out
+            deleted |= set(children)
+            out.append(_deletion(snap.url, repo, digest, decisions, children))
+        out += [
+            _deletion(snap.url, repo, repo.tags[t], decisions, (), untag=t)
+            for t, d in sorted(decisions.items())
+            if d.untag
+        ]
+        rule = config.rule_for(repo.name)
+        out += [
+            _untagged(snap.url, repo, u)
+            for u in untagged_deletions(repo, rule, now, keep_label, deleted)
+        ]
+    return with_bytes(snap, out)
+
+
+def _untagged_own(repo: Repository, gone: set[str]) -> set[str]:
+    """What the untagged indexes of `repo` list, those the deleted ones list
+    aside: an untagged index decides for its own children (untagged.py)."""
+    listed_by_gone = {c for d in gone for c in _descendants(repo, d)}
+    roots = repo.untagged() - listed_by_gone
+    return {c for r in roots for c in _descendants(repo, r)}
+
+
+def _untagged(url: str, repo: Repository, u: Untagged) -> Deletion:
+    media_type = repo.manifests[u.digest].media_type
+    return Deletion(url, repo.name, u.digest, media_type, (), u.reason, 0, u.children, u.follows)
 
 
 def _deletion(
-    *,
     url: str,
     repo: Repository,
     digest: str,
     decisions: Mapping[str, Decision],
     children: tuple[str, ...],
-    size: int,
+    *,
+    untag: str = "",
 ) -> Deletion:
-    tags = repo.tags_of(digest)
-    subject = _follows(repo, digest)
+    tags = (untag,) if untag else repo.tags_of(digest)
     return Deletion(
         registry=url,
         repository=repo.name,
@@ -305,9 +331,10 @@ def _deletion(
         media_type=repo.manifests[digest].media_type,
         tags=tags,
         reason=decisions[tags[0]].reason,
-        bytes=size,
+        bytes=0,
         children=children,
-        follows=subject,
+        follows=None if untag else _follows(repo, digest),
+        untag_only=bool(untag),
     )
 
 
@@ -329,20 +356,3 @@ def _follows(repo: Repository, digest: str) -> str | None:
 def _manifest_time(repo: Repository, digest: str) -> datetime:
     manifest = repo.manifests.get(digest)
     return (manifest.created if manifest else None) or _OLDEST
-
-
-def _reachable(repo: Repository, digest: str) -> dict[str, int]:
-    """Blob digest -> size of everything `digest` holds: the manifest itself, its
-    config and layers, and those of the manifests it lists."""
-    out: dict[str, int] = {}
-    for d in _with_descendants(repo, digest):
-        manifest = repo.manifests.get(d)
-        if manifest is not None:
-            out[d] = manifest.size
-            out.update((b.digest, b.size) for b in manifest.blobs)
-    return out
-
-
-def _with_descendants(repo: Repository, digest: str) -> Iterable[str]:
-    yield digest
-    yield from _descendants(repo, digest)

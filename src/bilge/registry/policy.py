@@ -34,6 +34,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     StrictBool,
     StrictStr,
     TypeAdapter,
@@ -89,6 +90,31 @@ class RegistryRule(_Table):
     order: Literal["created", "semver"] = Field(
         default="created", description="'created' (image creation time) or 'semver' (tag)"
     )
+    age: Literal["created", "pushed"] = Field(
+        default="created",
+        description="what older_than and the newest count by: 'created' (the image config) "
+        "or 'pushed' (when the registry stored it; needs [registry.gc] config)",
+    )
+    untagged_after: Duration | None = Field(
+        default=None,
+        description="also delete manifests no tag points at, pushed longer ago than this "
+        "(needs [registry.gc] config)",
+    )
+    keep_pulled_within: Duration | None = Field(
+        default=None,
+        description="images pulled within this long stay (pulls from `bilge registry listen`)",
+    )
+    untag_shared: StrictBool = Field(
+        default=False,
+        description="remove a tag that shares its digest with a kept tag alone (untag only)",
+    )
+
+    @property
+    def needs_storage(self) -> str:
+        """The key that needs the registry's storage read, or ""."""
+        if self.untagged_after is not None:
+            return "untagged_after"
+        return "age = 'pushed'" if self.age == "pushed" else ""
 
     def matches(self, repository: str) -> bool:
         return fnmatch.fnmatchcase(repository, self.repositories)
@@ -155,6 +181,11 @@ class RegistryConfig(_Table):
     )
     rules: tuple[RegistryRule, ...] = Field(default=(), description="first match wins")
     gc: RegistryGc | None = None
+    notify_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token the registry's notifications carry to `bilge registry "
+        "listen` (or $BILGE_NOTIFY_TOKEN)",
+    )
 
     @field_validator("url")
     @classmethod
@@ -180,6 +211,18 @@ class RegistryConfig(_Table):
                 f"url {self.url!r}: plain http to a host other than 127.0.0.1/localhost "
                 "is refused: use https, or set allow_http = true for this registry"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _storage_when_needed(self) -> RegistryConfig:
+        # The Registry API lists neither untagged manifests nor push times: only
+        # the storage (found through the registry's config file) tells them.
+        for i, rule in enumerate(self.rules):
+            if rule.needs_storage and self.gc is None:
+                raise ValueError(
+                    f"rules[{i}]: {rule.needs_storage} needs the registry's storage: add a "
+                    "[registry.gc] table whose config names the registry's config.yml"
+                )
         return self
 
     @property

@@ -30,16 +30,15 @@ _STYLE = {Result.REMOVED: "green", Result.SKIPPED: "yellow", Result.FAILED: "red
 def render_plan(console: Console, plan: RegistryPlan, explain: bool) -> None:
     if plan.deletions:
         console.print(_deletions_table(plan))
-        console.print(
-            Text(
-                f"{manifests_to_delete(plan)} to delete, "
-                f"{format_size(plan.total_bytes)} that only they hold "
-                "(freed by `bilge registry gc`)"
-            )
-        )
-        console.print(Text(BYTES_NOTE, "dim"))
+        console.print(Text(_summary(plan)))
+        if plan.total_disk_bytes is None:
+            console.print(Text(BYTES_NOTE, "dim"))
     else:
         console.print(Text("Nothing to delete."))
+    for url, name in plan.emptied:
+        console.print(
+            literal(f"{name} ({url}) is left with no manifests: {EMPTIED_NOTE}", "yellow")
+        )
     shared = [k for k in plan.kept if k.reason.startswith("shares digest")]
     for k in shared:
         console.print(literal(f"{k.repository}:{k.tag} stays: it {k.reason}", "yellow"))
@@ -59,13 +58,39 @@ BYTES_NOTE = (
 )
 
 
+#: distribution keeps a repository's directory, and so lists it, when its last
+#: manifest goes: nothing bilge can change through the API.
+EMPTIED_NOTE = (
+    "the registry's catalog keeps listing it (distribution keeps the repository's "
+    "directory; removing that is left to the registry's operator)"
+)
+
+
+def _summary(plan: RegistryPlan) -> str:
+    disk = plan.total_disk_bytes
+    measured = (
+        f"; {format_size(disk)} on disk (blocks, directories and links that go)"
+        if disk is not None
+        else ""
+    )
+    return (
+        f"{manifests_to_delete(plan)} to delete, {format_size(plan.total_bytes)} that only "
+        f"they hold{measured} (freed by `bilge registry gc`)"
+    )
+
+
 def manifests_to_delete(plan: RegistryPlan) -> str:
     """ "4 manifests (+ 2 platform manifests of deleted indexes, 5 tags)": every
     manifest the plan deletes, the children of deleted indexes included."""
     children = sum(len(d.children) for d in plan.deletions)
-    tags = _tags(sum(len(d.tags) for d in plan.deletions))
+    manifests = [d for d in plan.deletions if not d.untag_only]
+    untagged = sum(1 for d in manifests if not d.tags)
+    untags = len(plan.deletions) - len(manifests)
+    tags = _tags(sum(len(d.tags) for d in manifests))
     extra = f"+ {_count(children, 'platform manifest')} of deleted indexes, " if children else ""
-    return f"{_count(len(plan.deletions), 'manifest')} ({extra}{tags})"
+    extra += f"{untagged} untagged, " if untagged else ""
+    alone = f", and {_tags(untags)} untagged only" if untags else ""
+    return f"{_count(len(manifests), 'manifest')} ({extra}{tags}){alone}"
 
 
 def _deletions_table(plan: RegistryPlan) -> Table:
@@ -75,14 +100,20 @@ def _deletions_table(plan: RegistryPlan) -> Table:
     table.add_column("Tags")
     table.add_column("Digest")
     table.add_column("Only it holds", justify="right")
+    disk = plan.total_disk_bytes is not None
+    if disk:
+        table.add_column("On disk", justify="right")
     table.add_column("Reason")
     for d in plan.deletions:
-        table.add_row(*_deletion_cells(d), literal(d.reason))
+        on_disk = [format_size(d.disk_bytes or 0)] if disk else []
+        table.add_row(*_deletion_cells(d), *on_disk, literal(d.reason))
     return table
 
 
 def _deletion_cells(d: Deletion) -> tuple[Text, Text, Text, str]:
     tags = ", ".join(d.tags) or "(untagged)"
+    if d.untag_only:
+        tags += " (untag only)"
     if d.children:
         tags += f" + {_count(len(d.children), 'platform manifest')}"
     return literal(d.repository), literal(tags), literal(d.digest[:19]), format_size(d.bytes)
