@@ -27,11 +27,16 @@ EXAMPLE = (
     "         bilge registry plan --out registry-plan.json\n"
     "         bilge registry apply --plan registry-plan.json --yes\n"
     "         bilge registry gc --dry-run\n"
-    "         bilge registry gc --registry registry.example.com --yes"
+    "         bilge registry gc --registry registry.example.com --yes\n"
+    "         bilge registry listen --addr 127.0.0.1:5080"
 )
 _PLAN = "example: bilge registry plan --explain\n         bilge registry plan --json"
 _APPLY = "example: bilge registry apply\n         bilge registry apply --plan plan.json --yes"
 _GC = "example: bilge registry gc --dry-run\n         bilge registry gc --yes --json"
+_LISTEN = (
+    "example: BILGE_NOTIFY_TOKEN=... bilge registry listen --addr 127.0.0.1:5080\n"
+    "         (the registry's config.yml: notifications.endpoints, docs/registry.md)"
+)
 
 
 def add_parser(
@@ -58,6 +63,18 @@ def add_parser(
     p = _action(actions, common, "gc", "garbage-collect safely: read-only while it runs", _GC)
     p.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p = actions.add_parser(
+        "listen",
+        help="record pulls from the registry's notifications (for keep_pulled_within)",
+        description="Receive the registry's notifications and record the last pull of each "
+        "manifest in the state store, for rules with keep_pulled_within. Requests must carry "
+        "the bearer token (notify_token or $BILGE_NOTIFY_TOKEN). Runs until stopped.",
+        epilog=_LISTEN,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--registry", action="append", metavar="NAME", help="the registry it is for")
+    p.add_argument("--addr", default="127.0.0.1:5080", metavar="HOST:PORT", help="where to listen")
 
 
 def _action(
@@ -108,7 +125,7 @@ def _run(session: Session, args: argparse.Namespace) -> Handled:
         raise UsageError("-H/--host names Docker engines; choose registries with --registry")
 
     registries = commands.select(session.policy.registry, args.registry or [])
-    action = {"plan": _plan, "apply": _apply, "gc": _gc}[args.registry_command]
+    action = {"plan": _plan, "apply": _apply, "gc": _gc, "listen": _listen}[args.registry_command]
     return action(session, args, registries)
 
 
@@ -202,6 +219,18 @@ def _gc(session: Session, args: argparse.Namespace, registries: Registries) -> H
     from bilge.registry import report
 
     report.render_gc(out(), result)
+    return EXIT_OK, None
+
+
+def _listen(session: Session, args: argparse.Namespace, registries: Registries) -> Handled:
+    import os
+
+    from bilge.errors import EXIT_OK, UsageError
+    from bilge.registry.listen import serve
+
+    if len(registries) > 1:
+        raise UsageError("listen records the pulls of one registry: choose it with --registry")
+    serve(registries[0], args.addr, session.state_dir, os.environ, session.clock)
     return EXIT_OK, None
 
 
