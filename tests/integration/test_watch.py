@@ -1,5 +1,7 @@
-"""`bilge watch` against the real engine: last use from events, eviction cheapest
-first, metrics, webhook alerts, a clean stop, and an engine that goes away."""
+"""`bilge watch` against the real engine: last use from events (live, and read back
+from the engine's past events when the guard starts), eviction cheapest first (on
+Docker and on Podman), metrics, webhook alerts, a clean stop, and an engine that goes
+away."""
 
 from __future__ import annotations
 
@@ -22,7 +24,13 @@ import pytest
 
 from bilge.state.store import StateStore
 from tests.integration.bilge_cli import ZERO_GRACE, exists, make_bilge
-from tests.integration.helpers import Sandbox, build_image, make_dangling, run_container
+from tests.integration.helpers import (
+    Sandbox,
+    build_image,
+    make_dangling,
+    reset_engine,
+    run_container,
+)
 
 
 def _free_port() -> int:
@@ -84,26 +92,57 @@ def watches() -> Iterator[list[Watch]]:
             w.proc.wait()
 
 
-def test_events_record_last_use_which_plan_then_uses(
-    engine: Sandbox, tmp_path: Path, watches: list[Watch]
-) -> None:
-    image_id = build_image(engine, "lru/app:1", size=10_000)
-    watch = Watch(engine, tmp_path, '[watch]\ninterval = "1h"\n')
-    watches.append(watch)
-    watch.wait_for("connected")
-    time.sleep(1)  # the event stream is open
-    before = time.time()
-    run_container(engine, name="user", image="lru/app:1")
-    engine.docker("rm", "user")
+@pytest.fixture(params=["docker", "podman"])
+def any_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    name = "sandbox" if request.param == "docker" else "podman_sandbox"
+    sb: Sandbox = request.getfixturevalue(name)
+    yield sb
+    reset_engine(sb)
+
+
+@pytest.fixture(params=["docker", "podman"])
+def any_disk_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    name = "disk_sandbox" if request.param == "docker" else "podman_disk_sandbox"
+    sb: Sandbox = request.getfixturevalue(name)
+    yield sb
+    reset_engine(sb)
+
+
+def _last_use(watch: Watch, sb: Sandbox, image_id: str) -> Any:
+    """The image's last use as the guard's store has it, once recorded (30 s at most)."""
     deadline = time.monotonic() + 30
+    known: dict[str, Any] = {}
     while time.monotonic() < deadline:
         with_store = StateStore(watch.state)
-        known = with_store.image_use(engine.host)
+        known = with_store.image_use(sb.host)
         with_store.close()
         if image_id in known and known[image_id][1] is not None:
             break
         time.sleep(0.2)
-    assert known[image_id][1] is not None and known[image_id][1].timestamp() >= before - 1
+    return known.get(image_id, (None, None))[1]
+
+
+@pytest.mark.parametrize("started", ["before", "after"])
+def test_events_record_last_use_which_plan_then_uses(
+    any_engine: Sandbox, tmp_path: Path, watches: list[Watch], started: str
+) -> None:
+    """Live events, and (started after the use) the engine's past events read back:
+    a guard restarted after a container came and went still knows the image's use."""
+    engine = any_engine
+    image_id = build_image(engine, "lru/app:1", size=10_000)
+    before = time.time()
+    if started == "after":
+        run_container(engine, name="user", image="lru/app:1")
+        engine.docker("rm", "user")
+    watch = Watch(engine, tmp_path, '[watch]\ninterval = "1h"\n')
+    watches.append(watch)
+    watch.wait_for("connected")
+    if started == "before":
+        time.sleep(1)  # the event stream is open
+        run_container(engine, name="user", image="lru/app:1")
+        engine.docker("rm", "user")
+    last = _last_use(watch, engine, image_id)
+    assert last is not None and last.timestamp() >= before - 1
     assert watch.stop() == 0
     assert watch.events("stopped")
     policy = "[images]\nkeep_recent = 0\n"
@@ -118,9 +157,9 @@ def _usage(sb: Sandbox) -> float:
 
 
 def test_the_guard_evicts_cheapest_first_down_to_low(
-    disk_engine: Sandbox, tmp_path: Path, watches: list[Watch]
+    any_disk_engine: Sandbox, tmp_path: Path, watches: list[Watch]
 ) -> None:
-    sb = disk_engine
+    sb = any_disk_engine
     build_image(sb, "keep/tagged:1", size=20_000_000)
     build_image(sb, "keep/tagged:2", size=20_000_000)
     dangling = make_dangling(sb, "gone/dangling", 30_000_000)

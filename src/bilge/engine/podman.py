@@ -14,7 +14,6 @@ endpoint is ever called: Podman's compatible volume prune removes named volumes 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -177,10 +176,11 @@ class PodmanEngine(DockerEngine):
     def past_events(self, kinds: tuple[str, ...], since: float) -> list[JSONObject]:
         """Events Podman kept on disk since `since` (Unix time): it keeps them across
         restarts, which the compatible API's since/until does not read reliably."""
+        # No `until`: with it Podman 4.3 returns only the first event; stream=false
+        # ends at the log's current end anyway.
         params = {
             "stream": "false",
             "since": f"{since:.0f}",
-            "until": f"{time.time():.0f}",
             "filters": json.dumps({"type": list(kinds)}),
         }
         status, body = self._http.request("GET", LIBPOD + "/events", params)
