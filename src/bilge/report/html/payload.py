@@ -58,7 +58,7 @@ def payload(found: Sequence[Item]) -> dict[str, Any]:
     for members, (_, inner) in zip(grouped, laid, strict=True):
         boxes.update(zip(members, inner, strict=True))
     strings = _Strings()
-    kinds = sorted({item.kind for item in found})
+    kinds = {kind: n for n, kind in enumerate(sorted({item.kind for item in found}))}
     order = [n for members in grouped for n in members]
     order += [n for n, item in enumerate(found) if item.group is None]
     rows = [_row(found[n], boxes.get(n), strings, kinds) for n in order]
@@ -71,15 +71,15 @@ def payload(found: Sequence[Item]) -> dict[str, Any]:
         "groups": groups,
         "items": rows,
         "strings": strings.table(),
-        "kinds": kinds,
+        "kinds": list(kinds),
         "labels": labels,
     }
 
 
-def _row(item: Item, box: Rect | None, strings: _Strings, kinds: list[str]) -> list[Any]:
+def _row(item: Item, box: Rect | None, strings: _Strings, kinds: dict[str, int]) -> list[Any]:
     coords = _coords(box) if box is not None else [-1, 0, 0, 0]
     row: list[Any] = [
-        kinds.index(item.kind),
+        kinds[item.kind],
         _cut(item.name),
         item.bytes,
         int(item.verdict),

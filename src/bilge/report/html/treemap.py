@@ -47,12 +47,16 @@ def squarify(sizes: Sequence[float], rect: Rect) -> list[Rect]:
     scale = rect.area / total
     free = rect
     row: list[int] = []
+    total = 0.0  # of the row's areas; its largest area is its first (sorted)
     for i in order:
-        side = min(free.w, free.h)
-        if row and _worst([*row, i], sizes, scale, side) > _worst(row, sizes, scale, side):
-            free = _lay_row(row, sizes, scale, free, boxes)
-            row = []
+        area, side = sizes[i] * scale, min(free.w, free.h)
+        if row:
+            now = _worst(total, sizes[row[0]] * scale, sizes[row[-1]] * scale, side)
+            if _worst(total + area, sizes[row[0]] * scale, area, side) > now:
+                free = _lay_row(row, sizes, scale, free, boxes)
+                row, total = [], 0.0
         row.append(i)
+        total += area
     _lay_row(row, sizes, scale, free, boxes, last=True)
     return boxes
 
@@ -65,11 +69,9 @@ def nested(groups: Sequence[Sequence[float]], rect: Rect) -> list[tuple[Rect, li
     return [(box, squarify(g, box)) for box, g in zip(outer, groups, strict=True)]
 
 
-def _worst(row: Sequence[int], sizes: Sequence[float], scale: float, side: float) -> float:
-    """The worst aspect ratio (>= 1) of a row laid along a side of length `side`."""
-    areas = [sizes[i] * scale for i in row]
-    total = sum(areas)
-    biggest, smallest = max(areas), min(areas)
+def _worst(total: float, biggest: float, smallest: float, side: float) -> float:
+    """The worst aspect ratio (>= 1) of a row of areas adding up to `total`, laid
+    along a side of length `side`: that of its largest or of its smallest box."""
     return max(side * side * biggest / (total * total), total * total / (side * side * smallest))
 
 
