@@ -40,8 +40,10 @@ test: setup lint typecheck
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q -n 2 tests/unit
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q tests/integration
 
+# ENGINE=podman replays the incident on a private Podman service.
+ENGINE  ?= docker
 demo: setup
-	./scripts/demo
+	BILGE_DEMO_ENGINE=$(ENGINE) ./scripts/demo
 
 bench: setup
 	$(BIN)/python -m benchmarks.run

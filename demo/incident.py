@@ -259,7 +259,15 @@ def volume_manifest(env: Env, volume: str, root: Path | None = None) -> Manifest
         return _manifest_of_dir(root / "volumes" / volume / "_data")
     container, mount = _mounting_container(env, volume)
     script = 'cd "$1" && find . -type f -exec sha256sum {} +'
-    out = docker(env, "exec", container, "sh", "-c", script, "sh", mount).stdout
+    try:
+        out = docker(env, "exec", container, "sh", "-c", script, "sh", mount).stdout
+    except DockerFailed as exc:
+        # Podman records every exec in its database, on the full disk too: then the
+        # volume's files are read where they are, on this host.
+        local = data_root(env) / "volumes" / volume / "_data"
+        if not exc.disk_full or not local.is_dir():
+            raise
+        return _manifest_of_dir(local)
     manifest: Manifest = {}
     for line in out.splitlines():
         digest, _, path = line.partition("  ")

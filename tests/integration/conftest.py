@@ -121,6 +121,13 @@ def podman_disk_sandbox() -> Iterator[Sandbox]:
     yield from _session_sandbox(disk="512M", kind="podman")
 
 
+@pytest.fixture(scope="session")
+def podman_incident_sandbox() -> Iterator[Sandbox]:
+    """A private Podman service whose storage is a 256 MB ext4 filesystem (the
+    incident replay on Podman)."""
+    yield from _session_sandbox(disk="256M", kind="podman")
+
+
 @pytest.fixture(params=["docker", "podman"])
 def either_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     """Docker's sandbox, then Podman's: a test taking it runs against both, reset

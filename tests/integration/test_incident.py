@@ -354,3 +354,19 @@ def test_incident_inodes_exhausted_bilge_brings_the_service_back(
     inode_engine: Sandbox, bilge_on: Callable[[Sandbox], Bilge]
 ) -> None:
     _replay_with_bilge(inode_engine, bilge_on(inode_engine), "inodes")
+
+
+def test_the_incident_replays_on_podman_and_bilge_brings_the_service_back(
+    podman_incident_sandbox: Sandbox, bilge_on: Callable[[Sandbox], Bilge]
+) -> None:
+    """`make demo ENGINE=podman`: the same replay on a private Podman service whose
+    storage is a 256 MB disk: the writes fail with ENOSPC (Podman's own database is on
+    that disk too), bilge frees the clutter, the service writes again, data intact."""
+    bilge = bilge_on(podman_incident_sandbox)
+    out = io.StringIO()
+    argv = [str(BILGE), "-c", str(bilge.config), "--state-dir", str(bilge.state_dir)]
+    r = incident.replay(podman_incident_sandbox.environ(), argv, out=out)
+    assert r.recovered, out.getvalue()[-3000:]
+    assert "no space left on device" in r.failed_write.lower()
+    assert "Podman 4" in out.getvalue()
+    assert r.removed.get("containers", 0) >= 10 and r.removed.get("volumes", 0) >= 10, r.removed
