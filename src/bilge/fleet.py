@@ -259,14 +259,14 @@ class Fleet:
     def _abandon(self, index: int) -> None:
         """Close a late host's connections under it: its requests fail at once."""
         session = self._sessions.get(index)
-        engine = session._engine if session is not None else None
-        close = getattr(engine, "close", None)
-        if callable(close):
-            with contextlib.suppress(Exception):  # its thread reports nothing any more
-                close()
+        if session is not None:
+            _close_engine(session)
 
     def close(self) -> list[str]:
-        """Close the shared store; returns the warnings to show (a full disk)."""
+        """Close every host's connections (an ssh:// host's are ssh processes)
+        and the shared store; returns the warnings to show (a full disk)."""
+        for session in self._sessions.values():
+            _close_engine(session)
         try:
             self.store.close()
         finally:
@@ -311,6 +311,14 @@ def _device(report: HostReport | None) -> int | None:
         return os.stat(report.snapshot.engine.data_root).st_dev
     except OSError:
         return None
+
+
+def _close_engine(session: Session) -> None:
+    """Close the session's engine if it opened one (the session leaves it open)."""
+    close = getattr(session._engine, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):  # a late host's thread may still use it
+            close()
 
 
 def _tell(on_state: OnState | None, index: int, state: str) -> None:
