@@ -169,6 +169,7 @@ def test_the_report_opens_offline_and_shows_what_fills_the_disk(
     assert_hostile_names_stay_text(browser)
     assert_tables_sort_and_filter(browser)
     screenshot(browser, tmp_path)
+    printed(browser, tmp_path)
 
 
 def assert_hostile_names_stay_text(browser: Any) -> None:
@@ -218,3 +219,16 @@ def screenshot(browser: Any, tmp_path: Path) -> None:
     keep = os.environ.get(SHOT_ENV)
     if keep:
         shutil.copyfile(shot, keep)
+
+
+def printed(browser: Any, tmp_path: Path) -> None:
+    """The page printed to PDF, as a print dialog would: the host's section starts a
+    page of its own, after the title."""
+    import base64
+    import re
+
+    printing = browser.execute_cdp_cmd("Page.printToPDF", {"printBackground": True})
+    pdf = base64.b64decode(printing["data"])
+    (tmp_path / "report.pdf").write_bytes(pdf)
+    assert pdf.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 2

@@ -10,10 +10,15 @@ import json
 import re
 from datetime import timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 
+import pytest
 from benchmarks.html_report import crowded_snapshot
 
+from bilge.cli import main
+from bilge.cli.report import write_report
 from bilge.config.policy import DEFAULT_POLICY, Policy, parse_policy
+from bilge.errors import UsageError
 from bilge.model import Filesystem, Kind, Snapshot, UsageSample
 from bilge.planner.core import plan
 from bilge.planner.doctor import diagnose
@@ -228,3 +233,25 @@ def test_the_history_section_is_drawn_from_the_samples() -> None:
     data = host_data(snapshot(filesystem=FS), samples=samples([300, 350, 400, 450]))
     html = page(section("host-1", "h", data))
     assert '<polyline class="used"' in html and '<polyline class="forecast"' in html
+
+
+def test_a_host_that_cannot_be_read_is_a_page_with_its_error_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.html"
+    host = f"unix://{tmp_path}/no-engine.sock"
+    argv = ["-H", host, "--state-dir", str(tmp_path / "s"), "report", "--html", str(out)]
+    assert main(argv) == 1
+    html = out.read_text()
+    assert "This host could not be read:" in html and "no-engine.sock" in html
+    assert f"bilge: error: {host}:" in capsys.readouterr().err
+
+
+def test_the_report_goes_to_stdout_with_a_dash(capsys: pytest.CaptureFixture[str]) -> None:
+    write_report(page(failed_section("host-1", "h", "down")), "-")
+    assert capsys.readouterr().out.startswith("<!DOCTYPE html>")
+
+
+def test_an_unwritable_report_is_one_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"cannot write the report to .*/missing/r\.html"):
+        write_report("<p>", str(tmp_path / "missing" / "r.html"))
