@@ -181,6 +181,133 @@ def test_a_registry_answering_nonsense(tmp_path: Path, body: str, command: list[
                 f'[[registry]]\nurl = "{peer.url}"\n[[registry.rules]]\n'
                 'repositories = "*"\nkeep_recent = 0\n'
             )
-            assert_clean_failure(run_bilge(tmp_path, "-c", str(config), *command))
+            assert_clean_failure(run_registry(tmp_path, "-c", str(config), *command))
         finally:
             peer.close()
+
+
+REGISTRY_URL = "http://127.0.0.1:9"  # nothing answers: these fail before any request
+
+
+def run_registry(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """bilge without -H: the registry commands refuse it, before doing anything."""
+    argv = [sys.executable, "-m", "bilge", "--state-dir", str(tmp_path / "state"), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+BAD_REGISTRY_POLICIES = {
+    "untagged-without-storage": 'repositories = "*"\nuntagged_after = "7d"',
+    "pushed-without-storage": 'repositories = "*"\nage = "pushed"',
+    "bad-age": 'repositories = "*"\nage = "sometimes"',
+    "bad-untagged-after": 'repositories = "*"\nuntagged_after = "soon"',
+    "bad-pulled-within": 'repositories = "*"\nkeep_pulled_within = -1',
+    "bad-untag-shared": 'repositories = "*"\nuntag_shared = "yes"',
+}
+
+
+@pytest.mark.parametrize("rule", sorted(BAD_REGISTRY_POLICIES))
+@pytest.mark.parametrize(
+    "command", [*REGISTRY_COMMANDS, ["registry", "listen", "--addr", "127.0.0.1:0"]], ids=" ".join
+)
+def test_bad_registry_keys_are_exit_2(tmp_path: Path, rule: str, command: list[str]) -> None:
+    config = tmp_path / "bilge.toml"
+    config.write_text(
+        f'[[registry]]\nurl = "{REGISTRY_URL}"\n[[registry.rules]]\n{BAD_REGISTRY_POLICIES[rule]}\n'
+    )
+    done = run_registry(tmp_path, "-c", str(config), *command)
+    assert_clean_failure(done)
+    assert done.returncode == 2, done.stderr
+    assert "rules[0]" in done.stderr
+
+
+REGISTRY_CONFIGS = {
+    "missing": None,
+    "not-yaml": "storage: [",
+    "s3": "storage: {s3: {bucket: b}}",
+    "no-such-root": "storage: {filesystem: {rootdirectory: /nonexistent/registry}}",
+}
+
+
+@pytest.mark.parametrize("registry_config", sorted(REGISTRY_CONFIGS))
+def test_storage_bilge_cannot_read_is_exit_2(tmp_path: Path, registry_config: str) -> None:
+    text = REGISTRY_CONFIGS[registry_config]
+    path = tmp_path / "config.yml"
+    if text is not None:
+        path.write_text(text)
+    config = tmp_path / "bilge.toml"
+    config.write_text(
+        f'[[registry]]\nurl = "{REGISTRY_URL}"\n[[registry.rules]]\nrepositories = "*"\n'
+        f'untagged_after = "7d"\n[registry.gc]\nconfig = "{path}"\nrestart = "true"\n'
+    )
+    done = run_registry(tmp_path, "-c", str(config), "registry", "plan")
+    assert_clean_failure(done)
+    assert done.returncode == 2, done.stderr
+    assert "untagged_after needs it" in done.stderr
+
+
+def test_a_registry_storage_answering_nonsense(tmp_path: Path) -> None:
+    root = tmp_path / "storage"
+    digest = "sha256:" + "ab" * 32
+    link = root / "docker/registry/v2/repositories/app/_manifests/revisions/sha256" / digest[7:]
+    link.mkdir(parents=True)
+    (link / "link").write_text("sha256:" + "cd" * 32)  # a link that lies
+    data = root / "docker/registry/v2/blobs/sha256/ab" / digest[7:]
+    data.mkdir(parents=True)
+    (data / "data").write_bytes(b"not json")
+    (tmp_path / "config.yml").write_text(f"storage: {{filesystem: {{rootdirectory: {root}}}}}")
+    peer = Peer(
+        {
+            "/v2/": answer(b"{}"),
+            "/v2/_catalog": answer(b'{"repositories": ["app"]}'),
+            "/v2/app/tags/list": answer(b'{"name": "app", "tags": []}'),
+        }
+    )
+    try:
+        config = tmp_path / "bilge.toml"
+        config.write_text(
+            f'[[registry]]\nurl = "{peer.url}"\n[[registry.rules]]\nrepositories = "*"\n'
+            f'untagged_after = "7d"\n[registry.gc]\nconfig = "{tmp_path}/config.yml"\n'
+            'restart = "true"\n'
+        )
+        for command in REGISTRY_COMMANDS[:2]:
+            done = run_registry(tmp_path, "-c", str(config), *command)
+            assert_clean_failure(done)
+            assert done.returncode == 1, done.stderr
+            assert "says" in done.stderr
+    finally:
+        peer.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "token"),
+    [
+        (["--addr", "127.0.0.1:0"], ""),
+        (["--addr", "127.0.0.1:0"], "short"),
+        (["--addr", "nowhere"], "t" * 32),
+        (["--addr", "203.0.113.1:80"], "t" * 32),
+    ],
+)
+def test_listen_refuses_to_start_with_one_line(
+    tmp_path: Path, args: list[str], token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BILGE_NOTIFY_TOKEN", token)
+    config = tmp_path / "bilge.toml"
+    config.write_text(f'[[registry]]\nurl = "{REGISTRY_URL}"\n')
+    done = run_registry(tmp_path, "-c", str(config), "registry", "listen", *args)
+    assert_clean_failure(done)
+    assert done.returncode == 2, done.stderr
+    assert "token" in done.stderr or "--addr" in done.stderr
+    assert "t" * 32 not in done.stderr
+
+
+def test_a_corrupt_state_store_when_rules_keep_pulled_images(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "bilge.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    config = tmp_path / "bilge.toml"
+    config.write_text(
+        f'[[registry]]\nurl = "{REGISTRY_URL}"\n[[registry.rules]]\nrepositories = "*"\n'
+        'keep_pulled_within = "30d"\n'
+    )
+    done = run_registry(tmp_path, "-c", str(config), "registry", "plan")
+    assert_clean_failure(done)
+    assert done.returncode == 1, done.stderr

@@ -249,7 +249,7 @@ class RegistryClient:
 
     def _names(self, response: httpx.Response, key: str, what: str) -> list[str]:
         try:
-            doc = response.json()
+            doc = loads_json(response.content)
         except ValueError as exc:
             raise RegistryError(f"{self.label}: {what}: answer is not JSON") from exc
         names = doc.get(key) if isinstance(doc, dict) else None
