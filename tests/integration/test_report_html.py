@@ -106,19 +106,36 @@ def requested_urls(driver: Any, page: str) -> list[str]:
 
 
 def boxes(driver: Any) -> list[dict[str, Any]]:
-    """Every treemap box of the first host: its name, bytes and on-screen area."""
+    """Every object the treemap of the first host shows: its name, kind, bytes and
+    on-screen share of the map (outside Docker is drawn in two parts: added up)."""
     return list(
         driver.execute_script(
             """
             const map = document.querySelector(".treemap").getBoundingClientRect();
-            return [...document.querySelectorAll(".treemap .box")].map(b => {
-              const r = b.getBoundingClientRect();
-              return {name: b.dataset.name, bytes: Number(b.dataset.bytes),
-                      share: (r.width * r.height) / (map.width * map.height)};
-            });
+            const shown = {};
+            for (const b of document.querySelectorAll(".treemap .box:not([hidden])")) {
+              const r = b.getBoundingClientRect(), key = b.dataset.kind + " " + b.dataset.name;
+              shown[key] = shown[key] || {name: b.dataset.name, kind: b.dataset.kind,
+                                          bytes: Number(b.dataset.bytes), share: 0};
+              shown[key].share += (r.width * r.height) / (map.width * map.height);
+            }
+            return Object.values(shown);
             """
         )
     )
+
+
+def assert_areas_follow_bytes(browser: Any, *, docker_only: bool) -> None:
+    groups = browser.execute_script(
+        "return JSON.parse(document.getElementById('data-0').textContent).groups"
+    )
+    total = sum(g[1] for g in (groups[:-1] if docker_only else groups))
+    shown = boxes(browser)
+    big = [b for b in shown if b["bytes"] >= total * 0.02]
+    assert len(big) >= 3
+    assert any(b["kind"] == "outside-docker" for b in big) is not docker_only
+    for box in big:
+        assert box["share"] == pytest.approx(box["bytes"] / total, rel=0.03), box["name"]
 
 
 def test_the_report_opens_offline_and_shows_what_fills_the_disk(
@@ -146,16 +163,13 @@ def test_the_report_opens_offline_and_shows_what_fills_the_disk(
     resources = browser.execute_script("return performance.getEntriesByType('resource').length")
     assert resources == 0
 
-    shown = boxes(browser)
-    total = browser.execute_script(
-        "const d = JSON.parse(document.getElementById('data-0').textContent);"
-        "return d.groups.reduce((s, g) => s + g[1], 0);"
-    )
-    big = [b for b in shown if b["bytes"] >= total * 0.02]
-    assert len(big) >= 3
-    for box in big:
-        assert box["share"] == pytest.approx(box["bytes"] / total, rel=0.03), box["name"]
+    assert_areas_follow_bytes(browser, docker_only=False)
+    toggle = browser.find_element("css selector", ".docker-only")
+    toggle.click()  # Docker's objects alone, scaled to fill the map
+    assert_areas_follow_bytes(browser, docker_only=True)
+    toggle.click()
 
+    shown = [b for b in boxes(browser) if b["kind"] != "outside-docker"]
     top3 = sorted(shown, key=lambda b: -b["bytes"])[:3]
     assert {b["name"] for b in top3} == set(largest.values())
     for kind, name in largest.items():

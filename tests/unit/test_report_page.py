@@ -27,6 +27,7 @@ from bilge.report.html import render
 from bilge.report.html.build import HostData, Section, failed_section, section
 from bilge.report.html.chart import usage_chart
 from bilge.report.html.objects import OUTSIDE, SHARED, Verdict, items
+from bilge.report.html.payload import payload
 from tests.unit.snapshots import ENGINE, NOW, container, image, network, snapshot, volume
 
 SCRIPT = "<script>alert(1)</script>"
@@ -255,3 +256,22 @@ def test_the_report_goes_to_stdout_with_a_dash(capsys: pytest.CaptureFixture[str
 def test_an_unwritable_report_is_one_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"cannot write the report to .*/missing/r\.html"):
         write_report("<p>", str(tmp_path / "missing" / "r.html"))
+
+
+def test_docker_fills_the_map_and_shrinks_by_its_share_beside_outside_docker() -> None:
+    snap = hostile_snapshot()
+    found = items(snap, plan(snap, ZERO, NOW))
+    data = payload(found)
+    docker = sum(i.bytes for i in found if i.group is not None and i.kind != OUTSIDE)
+    assert data["scale"] ** 2 == pytest.approx(docker / FS.used_bytes, rel=1e-5)
+    kinds = data["kinds"]
+    shares = {}
+    for row in data["items"]:
+        x, y, w, h = row[5:9]
+        if kinds[row[0]] == OUTSIDE or row[2] == 0:
+            assert x == -1 or w * h == 0
+            continue
+        assert x >= 0 and y >= 0 and x + w <= 10_000 and y + h <= 10_000
+        shares[row[1], kinds[row[0]]] = (w * h / 10_000**2, row[2] / docker)
+    for name, (area, share) in shares.items():
+        assert area == pytest.approx(share, rel=0.01, abs=2e-4), name

@@ -7,16 +7,19 @@ from data). Strings that repeat (reasons, labels) are stored once in `strings`
 and referred to by index. Box coordinates are in ten-thousandths of the
 treemap's width and height, which is finer than a pixel on any screen.
 
-    {"groups": [[name, bytes, x, y, w, h], ...],
+    {"groups": [[name, bytes, x, y, w, h], ...], "scale": s,
      "items": [[kind, name, bytes, verdict, reason, x, y, w, h, plan_bytes?], ...],
      "strings": [...], "kinds": [...], "labels": {"item index": [string, ...]}}
 
 x is -1 for an item without a box (a network); plan_bytes is there only
-when the plan's figure differs from the disk's.
+when the plan's figure differs from the disk's. The coordinates are those of
+Docker's objects alone; `scale` shrinks them to make room for what is outside
+Docker, which has no box of its own (see `_layout`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -53,9 +56,9 @@ def payload(found: Sequence[Item]) -> dict[str, Any]:
             grouped[item.group].append(n)
     for members in grouped:
         members.sort(key=lambda n: -found[n].bytes)
-    laid = nested([[found[n].bytes for n in members] for members in grouped], ASPECT)
+    scale, laid = _layout([[found[n].bytes for n in members] for members in grouped])
     boxes: dict[int, Rect] = {}
-    for members, (_, inner) in zip(grouped, laid, strict=True):
+    for members, (_, inner) in zip(grouped[:-1], laid[:-1], strict=True):
         boxes.update(zip(members, inner, strict=True))
     strings = _Strings()
     kinds = {kind: n for n, kind in enumerate(sorted({item.kind for item in found}))}
@@ -69,11 +72,27 @@ def payload(found: Sequence[Item]) -> dict[str, Any]:
     ]
     return {
         "groups": groups,
+        "scale": round(scale, 6),
         "items": rows,
         "strings": strings.table(),
         "kinds": list(kinds),
         "labels": labels,
     }
+
+
+def _layout(sizes: list[list[int]]) -> tuple[float, list[tuple[Rect, list[Rect]]]]:
+    """Docker's objects laid out over the whole treemap (kinds, then objects), and
+    the scale at which the page shows them when what is outside Docker is drawn
+    too: Docker's map shrunk by `scale` in both directions into the top-left corner
+    (its area is then Docker's share of the used bytes), outside Docker the rest
+    around it. One set of coordinates serves both views, and every area stays in
+    proportion in both: on a data-root that shares a large filesystem, the view
+    of Docker's objects alone is the one worth looking at."""
+    inside, outside = sizes[:-1], sum(sizes[-1])
+    docker = sum(sum(g) for g in inside)
+    scale = math.sqrt(docker / (docker + outside)) if docker else 0.0
+    empty = Rect(0.0, 0.0, 0.0, 0.0)
+    return scale, [*nested(inside, ASPECT), (empty, [empty] * len(sizes[-1]))]
 
 
 def _row(item: Item, box: Rect | None, strings: _Strings, kinds: dict[str, int]) -> list[Any]:

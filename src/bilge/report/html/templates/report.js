@@ -31,6 +31,7 @@
     });
   }
 
+  // Coordinates are ten-thousandths of the treemap's width and height.
   function place(node, x, y, w, h) {
     node.style.left = (x / 100) + "%";
     node.style.top = (y / 100) + "%";
@@ -52,8 +53,28 @@
     panel.appendChild(dl);
   }
 
-  function drawTreemap(root, groups, items, panel) {
-    var selected = null;
+  function makeBox(item, select) {
+    var box = el("div", "box " + CLASSES[item.verdict], item.name);
+    box.appendChild(el("span", "size", size(item.bytes)));
+    box.tabIndex = 0;
+    box.setAttribute("role", "button");
+    box.setAttribute("aria-label", item.kind + " " + item.name + ", " + size(item.bytes) + ", " + VERDICTS[item.verdict] + ": " + item.reason);
+    box.title = item.name + "\n" + size(item.bytes) + " · " + VERDICTS[item.verdict] + "\n" + item.reason;
+    box.dataset.bytes = String(item.bytes);
+    box.dataset.name = item.name;
+    box.dataset.kind = item.kind;
+    box.addEventListener("click", function () { select(box, item); });
+    box.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(box, item); }
+    });
+    return box;
+  }
+
+  // Docker's objects fill the map; with what is outside Docker shown too, they are
+  // shrunk by data.scale into the top-left corner (their area is then their share
+  // of the used bytes) and outside Docker is the rest: two boxes, right and below.
+  function drawTreemap(root, data, items, panel, toggle) {
+    var selected = null, placed = [], outside = [];
     function select(box, item) {
       if (selected) { selected.classList.remove("selected"); }
       selected = box;
@@ -61,31 +82,41 @@
       showDetails(panel, item);
     }
     items.forEach(function (item) {
-      if (item.x < 0 || item.w <= 0 || item.h <= 0) { return; }
-      var box = el("div", "box " + CLASSES[item.verdict], item.name);
-      box.appendChild(el("span", "size", size(item.bytes)));
-      place(box, item.x, item.y, item.w, item.h);
-      box.tabIndex = 0;
-      box.setAttribute("role", "button");
-      box.setAttribute("aria-label", item.kind + " " + item.name + ", " + size(item.bytes) + ", " + VERDICTS[item.verdict] + ": " + item.reason);
-      box.title = item.name + "\n" + size(item.bytes) + " · " + VERDICTS[item.verdict] + "\n" + item.reason;
-      box.dataset.bytes = String(item.bytes);
-      box.dataset.name = item.name;
-      box.dataset.kind = item.kind;
-      box.addEventListener("click", function () { select(box, item); });
-      box.addEventListener("keydown", function (event) {
-        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(box, item); }
-      });
-      root.appendChild(box);
+      if (item.kind === "outside-docker") {
+        [0, 1].forEach(function (part) {
+          var box = makeBox(item, select);
+          box.dataset.part = String(part);
+          outside.push(box);
+          root.appendChild(box);
+        });
+      } else if (item.x >= 0 && item.w > 0 && item.h > 0) {
+        var box = makeBox(item, select);
+        root.appendChild(box);
+        placed.push([box, item.x, item.y, item.w, item.h]);
+      }
     });
-    groups.forEach(function (g) {
+    data.groups.forEach(function (g) {
       if (g[4] <= 0 || g[5] <= 0) { return; }
       var frame = el("div", "group");
       frame.appendChild(el("span", "", g[0] + " " + size(g[1])));
-      frame.dataset.bytes = String(g[1]);
-      place(frame, g[2], g[3], g[4], g[5]);
       root.appendChild(frame);
+      placed.push([frame, g[2], g[3], g[4], g[5]]);
     });
+    function layout() {
+      var k = toggle.checked ? 1 : data.scale, edge = Math.round(data.scale * 10000);
+      placed.forEach(function (p) { place(p[0], p[1] * k, p[2] * k, p[3] * k, p[4] * k); });
+      outside.forEach(function (box, part) {
+        box.hidden = toggle.checked;
+        if (part === 0) { place(box, edge, 0, 10000 - edge, 10000); }
+        else { place(box, 0, edge, edge, 10000 - edge); }
+      });
+    }
+    var inside = 0;
+    data.groups.slice(0, -1).forEach(function (g) { inside += g[1]; });
+    toggle.closest("p").hidden = !outside.length || !inside;
+    toggle.checked = outside.length > 0 && inside > 0 && data.scale < 0.5;  // else slivers
+    toggle.addEventListener("change", layout);
+    layout();
   }
 
   var COLUMNS = [
@@ -96,21 +127,21 @@
     { title: "Reason", key: function (i) { return i.reason.toLowerCase(); } }
   ];
 
-  function drawTable(holder, rows, label) {
-    if (!rows.length) { holder.appendChild(el("p", "", "Nothing.")); return; }
-    var state = { column: 2, descending: true, filter: "", shown: PAGE };
-    var controls = el("div", "controls");
-    var input = el("input");
-    input.type = "search";
-    input.placeholder = "Filter by kind, name or reason";
-    input.setAttribute("aria-label", "Filter " + label);
-    var count = el("span", "count");
-    controls.appendChild(input);
-    controls.appendChild(count);
-    var table = el("table");
-    table.setAttribute("aria-label", label);
-    var head = el("tr"), body = el("tbody"), more = el("button", "more");
-    more.type = "button";
+  function tableRow(i) {
+    var tr = el("tr");
+    tr.appendChild(el("td", "", i.kind));
+    tr.appendChild(el("td", "", i.name));
+    tr.appendChild(el("td", "num", size(i.plan)));
+    var verdict = el("td", "verdict");
+    verdict.appendChild(el("span", CLASSES[i.verdict]));
+    verdict.appendChild(document.createTextNode(VERDICTS[i.verdict]));
+    tr.appendChild(verdict);
+    tr.appendChild(el("td", "", i.reason));
+    return tr;
+  }
+
+  function tableHead(state, render) {
+    var head = el("tr");
     COLUMNS.forEach(function (column, n) {
       var th = el("th", column.num ? "num" : "");
       th.scope = "col";
@@ -124,54 +155,66 @@
       th.appendChild(button);
       head.appendChild(th);
     });
-    var thead = el("thead");
+    return head;
+  }
+
+  function matching(rows, state) {
+    var key = COLUMNS[state.column].key, sign = state.descending ? -1 : 1;
+    var found = rows.filter(function (i) {
+      return !state.filter || (i.kind + " " + i.name + " " + i.reason).toLowerCase().indexOf(state.filter) >= 0;
+    });
+    return found.sort(function (a, b) { var ka = key(a), kb = key(b); return ka < kb ? -sign : ka > kb ? sign : 0; });
+  }
+
+  function drawTable(holder, rows, label) {
+    if (!rows.length) { holder.appendChild(el("p", "", "Nothing.")); return; }
+    var state = { column: 2, descending: true, filter: "", shown: PAGE };  // by size, largest first
+    var controls = el("div", "controls"), input = el("input"), count = el("span", "count");
+    input.type = "search";
+    input.placeholder = "Filter by kind, name or reason";
+    input.setAttribute("aria-label", "Filter " + label);
+    controls.appendChild(input);
+    controls.appendChild(count);
+    var table = el("table"), thead = el("thead"), body = el("tbody"), more = el("button", "more");
+    table.setAttribute("aria-label", label);
+    more.type = "button";
+    var head = tableHead(state, render);
     thead.appendChild(head);
     table.appendChild(thead);
     table.appendChild(body);
-    holder.appendChild(controls);
-    holder.appendChild(table);
-    holder.appendChild(more);
+    [controls, table, more].forEach(function (node) { holder.appendChild(node); });
     input.addEventListener("input", function () { state.filter = input.value.toLowerCase(); state.shown = PAGE; render(); });
     more.addEventListener("click", function () { state.shown = Infinity; render(); });
 
     function render() {
-      var key = COLUMNS[state.column].key, sign = state.descending ? -1 : 1;
-      var matching = rows.filter(function (i) {
-        return !state.filter || (i.kind + " " + i.name + " " + i.reason).toLowerCase().indexOf(state.filter) >= 0;
-      });
-      matching.sort(function (a, b) { var ka = key(a), kb = key(b); return ka < kb ? -sign : ka > kb ? sign : 0; });
+      var found = matching(rows, state), total = 0;
       Array.prototype.forEach.call(head.children, function (th, n) {
         if (n === state.column) { th.setAttribute("aria-sort", state.descending ? "descending" : "ascending"); }
         else { th.removeAttribute("aria-sort"); }
       });
       body.textContent = "";
-      var total = 0;
-      matching.forEach(function (i) { total += i.plan; });
-      matching.slice(0, state.shown).forEach(function (i) {
-        var tr = el("tr");
-        tr.appendChild(el("td", "", i.kind));
-        tr.appendChild(el("td", "", i.name));
-        tr.appendChild(el("td", "num", size(i.plan)));
-        var verdict = el("td", "verdict");
-        verdict.appendChild(el("span", CLASSES[i.verdict]));
-        verdict.appendChild(document.createTextNode(VERDICTS[i.verdict]));
-        tr.appendChild(verdict);
-        tr.appendChild(el("td", "", i.reason));
-        body.appendChild(tr);
-      });
-      count.textContent = matching.length + " of " + rows.length + " objects, " + size(total);
-      more.hidden = matching.length <= state.shown;
-      more.textContent = "Show all " + matching.length;
+      found.forEach(function (i) { total += i.plan; });
+      found.slice(0, state.shown).forEach(function (i) { body.appendChild(tableRow(i)); });
+      count.textContent = found.length + " of " + rows.length + " objects, " + size(total) +
+        (found.length > state.shown ? "; the first " + state.shown + " shown" : "");
+      more.hidden = found.length <= state.shown;
+      more.textContent = "Show all " + found.length;
     }
     render();
   }
+
+  // Printed, the evidence of every finding shows: a closed <details> prints closed.
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+  });
 
   document.querySelectorAll("section.host").forEach(function (section) {
     var block = document.getElementById("data-" + section.dataset.index);
     if (!block) { return; }
     var data = JSON.parse(block.textContent);
     var items = decode(data);
-    drawTreemap(section.querySelector(".treemap"), data.groups, items, section.querySelector(".details"));
+    drawTreemap(section.querySelector(".treemap"), data, items, section.querySelector(".details"),
+      section.querySelector(".docker-only"));
     drawTable(section.querySelector('[data-table="plan"]'), items.filter(function (i) { return i.verdict === 0; }), "The plan");
     drawTable(section.querySelector('[data-table="kept"]'), items.filter(function (i) { return i.verdict === 1 || i.verdict === 2; }), "Kept objects");
   });
