@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bilge.cli.common import add_command
-
 if TYPE_CHECKING:
     from bilge.collect.prefetch import Prefetch
     from bilge.config.policy import Policy
@@ -32,7 +30,15 @@ EXAMPLE = (
 def add_parser(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    p = add_command(sub, common, "report", SUMMARY, EXAMPLE)
+    # Not add_command: its --json would mean nothing here (the page is the output).
+    p = sub.add_parser(
+        "report",
+        help=SUMMARY,
+        description=SUMMARY[0].upper() + SUMMARY[1:] + ".",
+        epilog=EXAMPLE,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument(
         "--html",
         required=True,
