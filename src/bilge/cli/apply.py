@@ -21,7 +21,8 @@ SUMMARY = "remove what the plan says, safely"
 EXAMPLE = (
     "example: bilge apply            (shows the plan and asks)\n"
     "         bilge apply --yes --json\n"
-    "         bilge apply --plan plan.json --yes"
+    "         bilge apply --plan plan.json --yes\n"
+    "         bilge --context runner-4 --context runner-5 apply   (asks once for both)"
 )
 
 

@@ -12,7 +12,11 @@ if TYPE_CHECKING:
     from bilge.session import Session
 
 SUMMARY = "what is wrong with the disk: findings, evidence and fixes"
-EXAMPLE = "example: bilge doctor\n         bilge doctor --json"
+EXAMPLE = (
+    "example: bilge doctor\n"
+    "         bilge doctor --json\n"
+    "         bilge -H ssh://ci@runner-2 -H ssh://ci@runner-3 doctor --summary"
+)
 
 
 def add_parser(

@@ -21,7 +21,11 @@ if TYPE_CHECKING:
     from bilge.session import Session
 
 SUMMARY = "what would be removed, why, and how many bytes it frees"
-EXAMPLE = "example: bilge plan --explain\n         bilge plan --out plan.json"
+EXAMPLE = (
+    "example: bilge plan --explain\n"
+    "         bilge plan --out plan.json\n"
+    "         cat runners.txt | bilge --hosts - plan --json --parallel 16"
+)
 
 
 def add_parser(

@@ -12,7 +12,11 @@ if TYPE_CHECKING:
     from bilge.session import Session
 
 SUMMARY = "usage and breakdown, and what the policy would reclaim"
-EXAMPLE = "example: bilge status\n         bilge -H unix:///run/user/1000/docker.sock status --json"
+EXAMPLE = (
+    "example: bilge status\n"
+    "         bilge -H unix:///run/user/1000/docker.sock status --json\n"
+    "         bilge --hosts runners.txt status --summary    (a fleet, worst host first)"
+)
 
 
 def add_parser(

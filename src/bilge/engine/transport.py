@@ -5,8 +5,9 @@ removal per object. A local engine (unix://) and plain tcp:// are spoken to
 with http.client, one keep-alive connection per thread (stdhttp.py): no
 dependency, and as fast end to end as a hand-written client and faster than
 httpx, as measured ("One HTTP story" in docs/benchmarks.md). Every other
-address (TLS, ssh://, npipe://) goes through docker-py's APIClient
-(sdkhttp.py), which knows them all.
+address but ssh:// (TLS, npipe://) goes through docker-py's APIClient
+(sdkhttp.py); ssh:// through the system's ssh client and `docker system
+dial-stdio`, with http.client over it (sshhttp.py).
 
 Every request has a deadline for its whole answer and a size limit (DESIGN.md,
 safety rule 8); either failing is an `EngineError` of one line naming the

@@ -62,7 +62,7 @@ def summary_row(result: HostResult[HostReport]) -> SummaryRow:
     kind = str(getattr(snap.engine, "kind", "docker")).capitalize()
     row = SummaryRow(
         host=result.host,
-        engine=f"{kind} {snap.engine.server_version}",
+        engine=f"{kind} {snap.engine.server_version.split('+')[0]}",  # 20.10.24+dfsg1
         used=fs.bytes_ratio if fs is not None else None,
         inodes=fs.inodes_ratio if fs is not None else None,
         reclaimable=report.plan.total_bytes,
@@ -92,15 +92,13 @@ def worst_first(rows: Sequence[SummaryRow]) -> list[SummaryRow]:
 def render_summary(console: Console, rows: Sequence[SummaryRow], *, applied: bool) -> None:
     """The fleet's table, worst first, with its totals."""
     table = Table(title=f"Fleet: {len(rows)} hosts", title_justify="left")
-    table.add_column("Host", overflow="fold")
-    table.add_column("Engine")
-    table.add_column("Used", justify="right")
-    table.add_column("Inodes", justify="right")
-    table.add_column("Reclaimable", justify="right")
-    table.add_column("Critical", justify="right")
-    if applied:
-        for name in ("Removed", "Skipped", "Failed", "Freed"):
-            table.add_column(name, justify="right")
+    # The figures never wrap; a long address folds instead, at a width still read.
+    table.add_column("Host", overflow="fold", min_width=16)
+    table.add_column("Engine", overflow="fold", min_width=15)
+    numbers = ["Used", "Inodes", "Reclaimable", "Critical"]
+    numbers += ["Removed", "Skipped", "Failed", "Freed"] if applied else []
+    for name in numbers:
+        table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(*_cells(row, applied))
     table.add_section()
