@@ -261,3 +261,19 @@ def test_the_json_of_a_fleet_is_each_hosts_document_or_its_error() -> None:
     assert bad == {"host": "ghost", "error": "not found"}
     planned = _document(replace(request, command="plan"), HostResult(_hosts(1)[0], report, 0))
     assert planned["kind"] == "plan" and planned["host"] == report.plan.host
+
+
+def test_a_plan_file_is_refused_for_a_fleet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bilge.cli.entry import main
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text("unix:///a.sock\n")
+    saved = str(tmp_path / "p.json")
+    for argv in (
+        ["--hosts", str(hosts), "plan", "--out", saved],
+        ["--summary", "plan", "--out", saved],
+    ):
+        assert main(argv) == 2
+        assert "a plan file belongs to one engine" in capsys.readouterr().err

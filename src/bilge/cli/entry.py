@@ -135,7 +135,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "history":
         hosts = hosts[:1]  # the state store holds every host's history
     saves_or_reads_plan = vars(args).get("plan") or vars(args).get("out")
-    if len(hosts) > 1 and saves_or_reads_plan:
+    fleet = Global.from_args(args).fleet and args.command in FLEET_COMMANDS
+    if (len(hosts) > 1 or fleet) and saves_or_reads_plan:
         raise UsageError("a plan file belongs to one engine: give a single -H with --plan/--out")
     # Started before the rest of bilge is even loaded: the data-root is read
     # while Python imports, the policy is validated and the engine answers.
