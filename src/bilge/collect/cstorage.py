@@ -5,7 +5,8 @@ containers/storage's own records under the graphRoot (/var/lib/containers/storag
 for root, ~/.local/share/containers/storage rootless): `overlay-layers/layers.json`
 (every layer, with its parent), `overlay-images/images.json` (each image's top layer),
 `overlay-containers/containers.json` (each container's writable layer), the layers'
-directories under `overlay/`, and the volumes under the volume path (NAME/_data).
+directories under `overlay/` (`vfs-*` and `vfs/dir/` with the vfs driver that rootless
+Podman may use), and the volumes under the volume path (NAME/_data).
 Every answer is None (or empty) when the files are not there, so callers fall back
 to the engine's figures, and a volume not read whole "may hold data" as on Docker.
 """
@@ -34,8 +35,10 @@ from bilge.collect.dataroot import (
 )
 from bilge.safejson import loads_json
 
-#: The only graph driver whose layout is read; with another one, sizes come from the API.
-DRIVER = "overlay"
+#: The graph drivers whose layout is read, and where each keeps its layers' folders:
+#: overlay (rootful, and rootless on recent kernels) and vfs (rootless without overlay).
+#: With another driver, sizes come from the API.
+LAYER_FOLDERS = {"overlay": "overlay", "vfs": "vfs/dir"}
 
 
 class ContainersStorage:
@@ -52,8 +55,15 @@ class ContainersStorage:
     @staticmethod
     def readable(path: str) -> bool:
         """True when this process can read the storage's records here."""
-        records = Path(path) / "overlay-layers"
-        return records.is_dir() and os.access(records, os.R_OK | os.X_OK)
+        for driver in LAYER_FOLDERS:
+            records = Path(path) / f"{driver}-layers"
+            if records.is_dir() and os.access(records, os.R_OK | os.X_OK):
+                return True
+        return False
+
+    @property
+    def layer_folder(self) -> Path:
+        return self.path / LAYER_FOLDERS.get(self.driver, self.driver)
 
     def adopt(
         self, containers: Mapping[str, ContainerFiles], volumes: Mapping[str, VolumeScan | None]
@@ -70,31 +80,32 @@ class ContainersStorage:
 
     def layers(self) -> dict[str, Any]:
         if self._layers is None:
-            self._layers = self._records("overlay-layers", "layers.json")
-            self._layers.update(self._records("overlay-layers", "volatile-layers.json"))
+            self._layers = self._records(f"{self.driver}-layers", "layers.json")
+            self._layers.update(self._records(f"{self.driver}-layers", "volatile-layers.json"))
         return self._layers
 
     def _image_records(self) -> dict[str, Any]:
         if self._images is None:
-            self._images = self._records("overlay-images", "images.json")
+            self._images = self._records(f"{self.driver}-images", "images.json")
         return self._images
 
     def _container_records(self) -> dict[str, Any]:
         if self._containers is None:
-            self._containers = self._records("overlay-containers", "containers.json")
-            self._containers.update(self._records("overlay-containers", "volatile-containers.json"))
+            folder = f"{self.driver}-containers"
+            self._containers = self._records(folder, "containers.json")
+            self._containers.update(self._records(folder, "volatile-containers.json"))
         return self._containers
 
     def _layer_usage(self, layer_id: str) -> tuple[int, int]:
         """Bytes and inodes of a layer's directory, its short link and its tar-split."""
-        ldir = os.path.join(self.path, self.driver, layer_id)
-        split = self.path / "overlay-layers" / f"{layer_id}.tar-split.gz"
+        ldir = os.path.join(self.layer_folder, layer_id)
+        split = self.path / f"{self.driver}-layers" / f"{layer_id}.tar-split.gz"
         parts = (usage(ldir), link_usage(ldir), usage(split))
         return sum(b for b, _ in parts), sum(i for _, i in parts)
 
     def container(self, container_id: str) -> ContainerFiles:
         record = self._container_records().get(container_id) or {}
-        cdir = os.path.join(self.path, "overlay-containers", container_id)
+        cdir = os.path.join(self.path, f"{self.driver}-containers", container_id)
         dir_bytes, dir_inodes = usage(cdir)
         layer_id = str(record.get("layer") or "")
         layer = self._layer_usage(layer_id) if layer_id else None
@@ -124,14 +135,14 @@ class ContainersStorage:
 
     def layer_bytes(self, chain_id: str) -> int | None:
         layer_id = chain_id.removeprefix("layer:")
-        if not os.path.isdir(os.path.join(self.path, self.driver, layer_id)):
+        if not os.path.isdir(os.path.join(self.layer_folder, layer_id)):
             size = (self.layers().get(layer_id) or {}).get("diff-size")
             return size if isinstance(size, int) else None
         return self._layer_usage(layer_id)[0]
 
     def image_meta_bytes(self, image_id: str) -> int:
         """Its folder under overlay-images: manifest, config and signatures."""
-        return du(self.path / "overlay-images" / image_id.removeprefix("sha256:"))
+        return du(self.path / f"{self.driver}-images" / image_id.removeprefix("sha256:"))
 
     def volume_dir(self, name: str) -> Path:
         return self.volume_path / name
@@ -148,7 +159,7 @@ class ContainersStorage:
     def layer_references(self) -> frozenset[str] | None:
         """Every layer id the storage's records name; None when they cannot be read."""
         try:
-            read_bytes(self.path / "overlay-layers" / "layers.json")
+            read_bytes(self.path / f"{self.driver}-layers" / "layers.json")
         except OSError:
             return None
         self._layers = None
@@ -158,9 +169,9 @@ class ContainersStorage:
         """(name, bytes, last modified) of each directory under overlay/ that no layer
         record names; None when the records cannot be read."""
         refs = self.layer_references()
-        if refs is None or self.driver != DRIVER:
+        if refs is None or self.driver not in LAYER_FOLDERS:
             return None
-        folder = self.path / self.driver
+        folder = self.layer_folder
         try:
             names = sorted(
                 e.name
@@ -178,7 +189,7 @@ class ContainersStorage:
 
     def orphan_modified(self, name: str) -> datetime | None:
         try:
-            return datetime.fromtimestamp(newest_mtime(self.path / self.driver / name), UTC)
+            return datetime.fromtimestamp(newest_mtime(self.layer_folder / name), UTC)
         except OSError:
             return None
 
@@ -188,13 +199,13 @@ class ContainersStorage:
             return "the layer records cannot be read"
         if name in refs:
             return "referenced again"
-        path = os.path.realpath(self.path / self.driver / name)
+        path = os.path.realpath(self.layer_folder / name)
         if any(mp == path or mp.startswith(path + "/") for mp in mount_points()):
             return "something is mounted in it"
         return ""
 
     def remove_orphan(self, name: str) -> None:
-        folder = self.path / self.driver
+        folder = self.layer_folder
         short = read_text(folder / name / "link")
         link = folder / "l" / short
         ours = short and "/" not in short and link.is_symlink()
