@@ -23,6 +23,7 @@ from rich.progress import (
     TextColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from bilge.config.units import format_size
 from bilge.fleet import HostReport, HostResult
@@ -92,11 +93,11 @@ def worst_first(rows: Sequence[SummaryRow]) -> list[SummaryRow]:
 def render_summary(console: Console, rows: Sequence[SummaryRow], *, applied: bool) -> None:
     """The fleet's table, worst first, with its totals."""
     table = Table(title=f"Fleet: {len(rows)} hosts", title_justify="left")
-    # The figures never wrap; a long address folds instead, at a width still read.
-    table.add_column("Host", overflow="fold", min_width=16)
-    table.add_column("Engine", overflow="fold", min_width=15)
+    # Ten columns must fit a terminal of 80: the engine goes under its host, the
+    # figures never wrap, a long address folds.
+    table.add_column("Host", overflow="fold")
     numbers = ["Used", "Inodes", "Reclaimable", "Critical"]
-    numbers += ["Removed", "Skipped", "Failed", "Freed"] if applied else []
+    numbers += ["Rm/Skip/Fail", "Freed"] if applied else []
     for name in numbers:
         table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
@@ -109,23 +110,33 @@ def render_summary(console: Console, rows: Sequence[SummaryRow], *, applied: boo
             console.print(literal(f"{row.host}: {row.error}", "red"))
 
 
+def _host(row: SummaryRow) -> Text:
+    """The address, and under it the engine (or that the host failed)."""
+    second = (
+        literal("failed (below)", "red") if row.error is not None else literal(row.engine, "dim")
+    )
+    return Text.assemble(literal(row.host), "\n", second)
+
+
 def _cells(row: SummaryRow, applied: bool) -> list[RenderableType]:
     if row.error is not None:  # the error itself is printed under the table
-        span = 5 + (4 if applied else 0)
-        return [literal(row.host), literal("failed (below)", "red"), *[""] * (span - 1)]
+        return [_host(row), *[""] * (6 if applied else 4)]
     cells: list[RenderableType] = [
-        literal(row.host),
-        literal(row.engine),
+        _host(row),
         _ratio(row.used),
         _ratio(row.inodes),
         format_size(row.reclaimable),
         literal(str(row.critical), "bold red" if row.critical else ""),
     ]
     if applied:
-        failed = literal(str(row.failed), "red" if row.failed else "")
         freed = format_size(row.freed) if row.freed is not None else "-"
-        cells += [str(row.removed), str(row.skipped), failed, freed]
+        cells += [_results(row.removed, row.skipped, row.failed), freed]
     return cells
+
+
+def _results(removed: int, skipped: int, failed: int) -> Text:
+    """Removed/skipped/failed in one narrow cell, the failures in red."""
+    return Text.assemble(f"{removed}/{skipped}/", (str(failed), "red" if failed else ""))
 
 
 def _ratio(value: float | None) -> RenderableType:
@@ -141,14 +152,12 @@ def _totals(rows: Sequence[SummaryRow], applied: bool) -> list[RenderableType]:
         f"total ({errors} failed)" if errors else "total",
         "",
         "",
-        "",
         format_size(sum(r.reclaimable for r in ok)),
         str(sum(r.critical for r in ok)),
     ]
     if applied:
-        freed = sum(r.freed or 0 for r in ok)
-        cells += [str(sum(r.removed for r in ok)), str(sum(r.skipped for r in ok)),
-                  str(sum(r.failed for r in ok)), format_size(freed)]  # fmt: skip
+        counts = (sum(r.removed for r in ok), sum(r.skipped for r in ok), sum(r.failed for r in ok))
+        cells += [_results(*counts), format_size(sum(r.freed or 0 for r in ok))]
     return cells
 
 
