@@ -745,3 +745,40 @@ def test_the_docs_cover_every_deployment_file_and_the_scrape_job() -> None:
     # The rules' BilgeDown and BilgeNeverSampled select job="bilge".
     assert 'job="bilge"' in ALERTS.read_text()
     assert docs.count("job_name: bilge") >= 3, "a scrape config per kind of deployment"
+
+
+# --- Podman ----------------------------------------------------------------------
+
+
+def _sections(path: Path) -> dict[str, list[tuple[str, str]]]:
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], [])
+        elif line and not line.startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            current.append((key.strip(), value.strip()))
+    return sections
+
+
+def test_the_podman_drop_in_points_the_guard_at_podmans_socket() -> None:
+    from bilge.engine.hosts import resolve_host
+
+    drop_in = _sections(DEPLOY / "systemd" / "bilge-watch.service.d" / "podman.conf")
+    assert ("After", "podman.socket") in drop_in["Unit"]
+    assert ("Wants", "podman.socket") in drop_in["Unit"]
+    env = dict(v.split("=", 1) for k, v in drop_in["Service"] if k == "Environment")
+    assert resolve_host(None, env) == "unix:///run/podman/podman.sock"
+
+
+def test_the_rootless_user_unit_runs_bilge_watch_with_its_own_options() -> None:
+    unit = _sections(DEPLOY / "systemd" / "bilge-watch-rootless.service")
+    (exec_start,) = [v for k, v in unit["Service"] if k == "ExecStart"]
+    argv = shlex.split(exec_start)
+    assert argv[0].endswith("/bilge")
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "watch"
+    assert ("WantedBy", "default.target") in unit["Install"]
+    assert ("After", "podman.socket") in unit["Unit"]
