@@ -209,3 +209,29 @@ def test_data_root_on_the_root_filesystem() -> None:
     assert findings(shared)["data-root-on-root-fs"].severity is Severity.WARNING
     own = replace(snapshot(), on_root_fs=False)
     assert findings(own)["data-root-on-root-fs"].severity is Severity.OK
+
+
+def test_on_podman_the_fixes_name_podman_and_its_configuration_files() -> None:
+    podman = replace(ENGINE, kind="podman", storage_driver="overlay")
+    snap = replace(
+        snapshot(
+            containers=[
+                container("old-postgres", volumes=["anon-pg"]),
+                logged("chatty", driver="k8s-file", size=200 * MB),
+            ],
+            volumes=[volume("anon-pg", anonymous=True, markers=[PG_MARKER])],
+        ),
+        engine=podman,
+        on_root_fs=True,
+    )
+    got = findings(snap)
+    at_risk = got["data-at-risk"]
+    assert "podman rm -v" in at_risk.title and "podman volume create" in at_risk.fix
+    assert "docker" not in at_risk.fix
+    root_fs = got["data-root-on-root-fs"]
+    assert "Podman" in root_fs.title and "/etc/containers/storage.conf" in root_fs.fix
+    assert "daemon.json" not in root_fs.fix
+    assert "containers.conf" in got["logs-unbounded"].fix
+    assert "daemon.json" not in got["logs-unbounded"].fix
+    large = got["logs-large"]
+    assert large.severity is Severity.WARNING and "log_size_max" in large.fix
