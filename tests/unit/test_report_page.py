@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from benchmarks.html_report import crowded_snapshot
+from hypothesis import given
 
 from bilge.cli import main
 from bilge.cli.report import write_report
@@ -28,7 +29,17 @@ from bilge.report.html.build import HostData, Section, failed_section, section
 from bilge.report.html.chart import usage_chart
 from bilge.report.html.objects import OUTSIDE, SHARED, Verdict, items
 from bilge.report.html.payload import payload
-from tests.unit.snapshots import ENGINE, NOW, container, image, network, snapshot, volume
+from tests.unit.snapshots import (
+    ENGINE,
+    NOW,
+    container,
+    image,
+    network,
+    policies,
+    snapshot,
+    snapshots,
+    volume,
+)
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -275,3 +286,18 @@ def test_docker_fills_the_map_and_shrinks_by_its_share_beside_outside_docker() -
         shares[row[1], kinds[row[0]]] = (w * h / 10_000**2, row[2] / docker)
     for name, (area, share) in shares.items():
         assert area == pytest.approx(share, rel=0.01, abs=2e-4), name
+
+
+@given(snapshots(), policies())
+def test_every_plan_entry_is_one_row_and_the_boxes_count_images_as_the_planner(
+    snap: Snapshot, policy: Policy
+) -> None:
+    the_plan = plan(snap, policy, NOW)
+    found = items(snap, the_plan)
+    removed = sorted((i.kind, i.name) for i in found if i.verdict is Verdict.REMOVE)
+    assert removed == sorted((a.kind.value, a.name) for a in the_plan.actions)
+    tabled = [i for i in found if i.verdict in {Verdict.KEEP, Verdict.PROTECT}]
+    assert len([i for i in tabled if i.kind != SHARED]) == len(the_plan.kept)
+    images = sum(i.bytes for i in found if i.kind in {Kind.IMAGE.value, SHARED})
+    assert images == image_bytes(snap)
+    assert all(i.bytes >= 0 for i in found)
