@@ -17,6 +17,7 @@ import pytest
 from bilge.cli.common import Global
 from bilge.cli.entry import build_parser
 from bilge.cli.fleet import Request, _document
+from bilge.config.policy import load_policy
 from bilge.engine.contexts import (
     Endpoint,
     context_endpoint,
@@ -277,3 +278,20 @@ def test_a_plan_file_is_refused_for_a_fleet(
     ):
         assert main(argv) == 2
         assert "a plan file belongs to one engine" in capsys.readouterr().err
+
+
+def test_the_audit_log_and_samples_of_one_host_of_a_fleet(tmp_path: Path) -> None:
+    from bilge.session import Session
+    from bilge.state.store import StateStore
+    from tests.unit.test_state import action
+
+    store = StateStore(tmp_path)
+    for n, host in enumerate(("unix:///a.sock", "ssh://ci@b", "unix:///a.sock")):
+        store.record_attempt(host, action(n))
+        store.record_sample(host, Filesystem("/d", 100, 50 - n, 10, 5), NOW)
+    session = Session("unix:///a.sock", load_policy(None), store)
+    only_b = session.history(10, ["ssh://ci@b"])
+    assert [e.host for e in only_b.entries] == ["ssh://ci@b"]
+    assert [s.host for s in only_b.samples] == ["ssh://ci@b"]
+    assert len(session.history(10).entries) == 3
+    store.close()
