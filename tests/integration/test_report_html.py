@@ -246,3 +246,20 @@ def printed(browser: Any, tmp_path: Path) -> None:
     (tmp_path / "report.pdf").write_bytes(pdf)
     assert pdf.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 2
+
+
+def test_the_guard_writes_the_report_with_the_audit_log(engine: Sandbox, tmp_path: Path) -> None:
+    run_container(engine, name="done-job", write={"/out": 200_000})
+    page = tmp_path / "www" / "bilge.html"
+    page.parent.mkdir()
+    policy = ZERO_GRACE + f'[watch]\nreport = "{page}"\nreport_every = "1h"\n'
+    bilge = make_bilge(engine, tmp_path, policy)
+    applied = bilge("apply", "--yes")
+    assert applied.code == 0, applied.err
+    watched = bilge("watch", "--once", "--log-format", "json")
+    assert watched.code == 0, watched.err
+    assert '"event": "report-written"' in watched.out
+    html = page.read_text()
+    audit = html[html.index("Recent removals (audit log)") :]
+    assert "done-job" in audit and ">removed<" in audit
+    assert oct(page.stat().st_mode & 0o777) == "0o644"
