@@ -46,7 +46,8 @@ PLAN = RegistryPlan(
 def test_plan_json_shape() -> None:
     doc = plan_json(PLAN)
     assert list(doc) == [
-        "schema", "kind", "created_at", "registries", "total_bytes", "deletions", "kept"
+        "schema", "kind", "created_at", "registries", "total_bytes", "total_disk_bytes",
+        "deletions", "kept", "emptied",
     ]  # fmt: skip
     assert (doc["schema"], doc["kind"], doc["created_at"]) == (
         1,
@@ -64,6 +65,8 @@ def test_plan_json_shape() -> None:
         "bytes": 10,
         "children": [],
         "follows": D1,
+        "untag_only": False,
+        "disk_bytes": None,
         "precondition": f"tags sha256-1111.sig still point at {D3}, and no other tag does",
     }
 
