@@ -15,6 +15,11 @@ index lists), and then for each deletion:
    stops the run (deletes disabled or registry read-only), 401/403 fail the
    deletion naming the permission;
 5. the children of a deleted index that nothing else lists go after it.
+
+Untagged manifests (`untagged_after`) come last in their repository, which
+is read again just before them: one that a tag, or an index still there,
+points at now is skipped. A tag planned "untag only" goes alone, through a
+throwaway manifest (untag.py).
 """
 
 from __future__ import annotations

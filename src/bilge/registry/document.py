@@ -46,6 +46,7 @@ def outcome_json(outcome: RegistryOutcome) -> Document:
         "finished_at": _time(outcome.finished_at),
         "predicted_bytes": outcome.plan.total_bytes,
         "removed_bytes_predicted": outcome.removed_bytes_predicted,
+        "emptied": [{"registry": url, "repository": name} for url, name in outcome.plan.emptied],
         "counts": {r.value: outcome.count(r) for r in Result},
         "deletions": [
             _deletion_doc(r.deletion) | {"outcome": r.result.value, "detail": r.detail}

@@ -165,6 +165,12 @@ def render_outcome(console: Console, outcome: RegistryOutcome) -> None:
             table.add_row(cells[0], cells[1], cells[2], Text(r.result.value, _STYLE[r.result]),
                           literal(r.detail))  # fmt: skip
         console.print(table)
+    for url, name in outcome.plan.emptied:
+        console.print(
+            literal(
+                f"{name} ({url}) was planned to have no manifests left: {EMPTIED_NOTE}", "yellow"
+            )
+        )
     took = (outcome.finished_at - outcome.started_at).total_seconds()
     counts = ", ".join(f"{r.value} {outcome.count(r)}" for r in Result)
     console.print(Text(f"Results: {counts}; took {took:.0f}s."))
