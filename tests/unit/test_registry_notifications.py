@@ -167,3 +167,10 @@ def test_pulls_are_stored_and_only_move_forward(tmp_path: Path) -> None:
     record_pulls(tmp_path, url, [Pull("app", DIGEST, earlier)], NOW)
     assert record_pulls(tmp_path, url, [], NOW) == 0
     assert read_pulls(tmp_path, NOW) == {url: {"app": {DIGEST: later}}}
+
+
+def test_the_pulls_store_is_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    record_pulls(state, "http://127.0.0.1:5000", [Pull("app", DIGEST, NOW)], NOW)
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert (state / "bilge.db").stat().st_mode & 0o777 == 0o600

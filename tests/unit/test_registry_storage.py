@@ -130,3 +130,9 @@ def test_a_missing_registry_config_is_a_config_error(tmp_path: Path) -> None:
     gc = RegistryGc(config=str(tmp_path / "absent.yml"), restart="true")
     with pytest.raises(ConfigError, match=r"absent\.yml"):
         storage_root(RegistryConfig(url="http://127.0.0.1:5000", gc=gc))
+
+
+@pytest.mark.parametrize("name", ["../../etc", "app/../..", "/abs", "App"])
+def test_a_catalog_name_never_leads_out_of_the_storage(tmp_path: Path, name: str) -> None:
+    with pytest.raises(RegistryError, match="not a repository name"):
+        read_repository(tmp_path, name)

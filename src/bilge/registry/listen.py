@@ -24,7 +24,6 @@ No request can end the listener: a failure is a status and a logged line.
 from __future__ import annotations
 
 import hmac
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from typing import Any
 from bilge.clock import SYSTEM_CLOCK, Clock
 from bilge.errors import BilgeError, ConfigError, UsageError
 from bilge.registry.gc import _terminate_as_interrupt as terminate_as_interrupt
-from bilge.registry.model import DIGEST_RE, MANIFEST_TYPES
+from bilge.registry.model import DIGEST_RE, MANIFEST_TYPES, REPOSITORY_RE
 from bilge.registry.policy import RegistryConfig
 from bilge.registry.pulls import Pull, record_pulls
 from bilge.report.text import printable
@@ -52,10 +51,6 @@ REQUEST_SECONDS = 10.0
 MIN_TOKEN = 16
 DEFAULT_ADDR = "127.0.0.1:5080"
 TOKEN_ENV = "BILGE_NOTIFY_TOKEN"
-#: distribution's own grammar for repository names.
-_NAME = re.compile(
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-)
 
 
 class Refused(Exception):
@@ -124,7 +119,7 @@ def _pull(event: Any, now: datetime) -> Pull | None:
     if not isinstance(target, dict) or target.get("mediaType") not in MANIFEST_TYPES:
         return None
     repository, digest = target.get("repository"), target.get("digest")
-    if not isinstance(repository, str) or not _NAME.fullmatch(repository):
+    if not isinstance(repository, str) or not REPOSITORY_RE.fullmatch(repository):
         return None
     if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
         return None

@@ -25,6 +25,10 @@ MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+#: distribution's grammar for repository names (path components, no "..").
+REPOSITORY_RE = re.compile(
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+)
 #: Tags of the OCI referrers tag schema ("sha256-<hex>", cosign adds ".sig",
 #: ".att", ...): attached to the manifest whose digest they name.
 REFERRER_TAG_RE = re.compile(r"sha256-([0-9a-f]{64})(?:\..*)?")

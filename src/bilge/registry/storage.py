@@ -31,8 +31,9 @@ import yaml
 
 from bilge.errors import ConfigError
 from bilge.registry.errors import RegistryError
-from bilge.registry.model import DIGEST_RE, OCI_INDEX, OCI_MANIFEST, RepoStorage
+from bilge.registry.model import DIGEST_RE, OCI_INDEX, OCI_MANIFEST, REPOSITORY_RE, RepoStorage
 from bilge.registry.policy import RegistryConfig
+from bilge.report.text import printable
 
 V2 = Path("docker/registry/v2")
 #: A manifest in the storage is a blob like any other; distribution refuses
@@ -69,6 +70,9 @@ def storage_root(config: RegistryConfig) -> Path:
 
 def read_repository(root: Path, repository: str) -> RepoStorage:
     """Revisions (with push times) and tag directories of `repository`."""
+    if not REPOSITORY_RE.fullmatch(repository):
+        # The name comes from the registry's catalog: never a path out of the storage.
+        raise RegistryError(f"storage: {printable(repository)!r} is not a repository name")
     base = root / V2 / "repositories" / repository / "_manifests"
     pushed: dict[str, datetime] = {}
     links: dict[str, int] = {}
