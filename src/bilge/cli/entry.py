@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     parser = argparse.ArgumentParser(
         prog="bilge",
-        description="Shows what fills a Docker host's disk and removes what is safe to remove.",
+        description=(
+            "Shows what fills a Docker or Podman host's disk and removes what is safe to remove."
+        ),
         epilog="Exit codes: 0 ok, 1 error, 2 bad usage or config, 3 some removals failed.",
         parents=[common],
     )
