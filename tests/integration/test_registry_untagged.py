@@ -22,6 +22,7 @@ from tests.integration.registry_helpers import (
     Pushed,
     Pusher,
     Registry,
+    days_ago,
     policy,
     registry,
     registry_dir,
@@ -194,3 +195,38 @@ def test_storage_keys_without_storage_are_config_errors(registry: Registry, tmp_
     assert run.code == 2, run.err
     assert "nope.yml" in run.err and "untagged_after needs it" in run.err
     assert len(run.err.strip().splitlines()) == 1
+
+
+def test_disk_prediction_for_tags_and_indexes(registry: Registry, tmp_path: Path) -> None:
+    """Tagged deletions (their tag directories go at the DELETE), a multi-arch index
+    with its platform images, layers of some hundred kilobytes shared or not."""
+    with Pusher(registry.url) as p:
+        base = p.blob("web", os.urandom(300 * 1024))
+        kept = p.image("web", "v4", created=days_ago(1), size=500 * 1024, layers=(base,))
+        old = [
+            p.image(
+                "web", f"v{i}", created=days_ago(10 * i), size=(i + 1) * 100_003, layers=(base,)
+            )
+            for i in (1, 2, 3)
+        ]
+        p.tag("web", "also-v1", old[0])
+        kids = [
+            p.image("web", None, created=days_ago(40), size=70_001, arch=a)
+            for a in ("amd64", "arm64")
+        ]
+        p.index("web", "multi", kids)
+    rule = '[[registry.rules]]\nrepositories = "web"\nkeep_recent = 1\nkeep_latest = false\n'
+    bilge = BilgeRegistry(tmp_path).policy(policy(registry.url, rule, gc=gc_table(registry)))
+    doc = bilge("registry", "plan", "--json").json()
+    assert len(doc["deletions"]) == 4
+    before = disk_usage(registry.storage)
+    assert bilge("registry", "apply", "--yes").code == 0
+    assert bilge("registry", "gc", "--yes").code == 0
+    freed = before - disk_usage(registry.storage)
+    predicted = doc["total_disk_bytes"]
+    print(
+        f"tags+index: predicted {predicted} on disk ({doc['total_bytes']} apparent), "
+        f"du freed {freed}"
+    )
+    assert abs(predicted - freed) <= 0.02 * freed
+    assert complete(registry, "web", kept)

@@ -3,6 +3,7 @@ untag only, throwaways and disk bytes. Fixed clock, no I/O."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -194,3 +195,16 @@ def test_keys_that_read_the_storage_need_its_table(key: dict[str, str]) -> None:
     with pytest.raises(ValidationError, match="needs the registry's storage"):
         RegistryConfig.model_validate({"url": URL, "rules": rules})
     RegistryConfig.model_validate({"url": URL, "rules": rules, "gc": GC.model_dump()})
+
+
+def test_a_saved_plan_keeps_untagged_untag_only_disk_bytes_and_emptied() -> None:
+    from bilge.planfile import registry_plan_from_document
+    from bilge.registry.document import plan_json
+
+    shared = image("old0", 90)
+    repo = stored({"1.0": shared, "stable": shared}, image("old1", 90))
+    p = run(repo, disk=True, keep_recent=0, keep_matching=("^stable$",), untag_shared=True,
+            untagged_after=timedelta(days=7))  # fmt: skip
+    assert {(d.tags, d.untag_only) for d in p.deletions} == {(("1.0",), True), ((), False)}
+    doc = json.loads(json.dumps(plan_json(p)))
+    assert registry_plan_from_document(doc) == p
