@@ -107,3 +107,32 @@ def test_chart_and_tables(tiny_run: tuple[Path, str]) -> None:
     assert len(svg.findall("{http://www.w3.org/2000/svg}g")) == 4  # four panels
     for heading in ("1. Crowded host", "2. Planning", "3. Prediction", "4. Scaling", "5. Removal"):
         assert f"### {heading}" in stdout
+
+
+def test_the_podman_scenario_runs_and_counts_what_each_tool_loses() -> None:
+    """Scenario 7 at a tiny size: every tool on an identical copy of a Podman storage;
+    the prune that removes anonymous volumes by name loses the database's."""
+    work = Path(tempfile.mkdtemp(prefix="bilge-bench-podman-"))
+    out = work / "podman.json"
+    argv = [sys.executable, "-m", "benchmarks.podman", "--containers", "3", "--rounds", "1"]
+    argv += ["--workdir", str(work / "work"), "--out", str(out)]
+    try:
+        proc = subprocess.run(
+            argv, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        tools = json.loads(out.read_text())["tools"]
+        (bilge,) = tools["bilge apply"]["runs"]
+        (pruned,) = tools["podman container prune + volume rm"]["runs"]
+        (system,) = tools["podman system prune"]["runs"]
+        assert bilge["lost"] == [] and bilge["anonymous_volumes_left"] == 0
+        assert pruned["lost"] == ["postgres data (anonymous volume)"]
+        assert system["anonymous_volumes_left"] == 3
+        assert "ratio" in proc.stdout
+    finally:
+        subprocess.run(
+            [str(ROOT / "scripts" / "sandbox-engine"), "stop", str(work / "work" / "engine")],
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(work, ignore_errors=True)
