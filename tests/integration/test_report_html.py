@@ -263,3 +263,19 @@ def test_the_guard_writes_the_report_with_the_audit_log(engine: Sandbox, tmp_pat
     audit = html[html.index("Recent removals (audit log)") :]
     assert "done-job" in audit and ">removed<" in audit
     assert oct(page.stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_fleet_report_lists_a_failed_host_first_and_reports_the_others(
+    engine: Sandbox, tmp_path: Path
+) -> None:
+    run_container(engine, name="fleet-job")
+    bilge = make_bilge(engine, tmp_path)
+    down = f"unix://{tmp_path}/nothing-here.sock"
+    page = tmp_path / "fleet.html"
+    run = bilge("-H", down, "report", "--html", str(page))  # after the sandbox's own -H
+    assert run.code == 0, run.err  # one host was read
+    assert f"bilge: error: {down}:" in run.err
+    html = page.read_text()
+    overview = html[html.index('id="fleet"') : html.index('class="host"')]
+    assert overview.index(down) < overview.index(engine.host)
+    assert "This host could not be read" in html and "fleet-job" in html

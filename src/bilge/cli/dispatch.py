@@ -54,7 +54,7 @@ def run(
     if args.command == "report":  # every host in one page
         from bilge.cli import report
 
-        return report.run(args, hosts, policy, state_dir, prefetch)
+        return report.run(args, endpoints, policy, state_dir, prefetch)
     if args.command == "registry":
         from bilge.cli import registry
 

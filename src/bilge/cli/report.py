@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bilge.collect.prefetch import Prefetch
     from bilge.config.policy import Policy
+    from bilge.engine.contexts import Endpoint
     from bilge.session import Session
 
 SUMMARY = "one self-contained HTML report: treemap, history, plan, findings, removals"
@@ -58,30 +59,40 @@ class Options:
 
 def run(
     args: argparse.Namespace,
-    hosts: list[str],
+    endpoints: list[Endpoint],
     policy: Policy,
     state_dir: Path,
     prefetch: Prefetch | None,
 ) -> int:
-    """Read every host, render the page, write it; exit 1 when no host could be read."""
+    """Read every host, render the page, write it; exit 1 when no host could be read.
+    `endpoints` are the hosts as named (-H, --hosts, --context: a context's TLS)."""
     from bilge.cli.common import reading, report_lost, warn
     from bilge.clock import SYSTEM_CLOCK
-    from bilge.errors import EXIT_ERROR, EXIT_OK
+    from bilge.errors import EXIT_ERROR, EXIT_OK, EngineError
+    from bilge.fleet import engine_factory
     from bilge.report.html import render
     from bilge.report.html.fleet import sections
     from bilge.session import Session
 
     options = Options.from_args(args)
+    named = {e.label: e for e in endpoints}
     codes: list[int] = []
 
-    def open_session(host: str) -> Session:
-        first = prefetch if host == hosts[0] else None
-        return Session(host, policy, state_dir=state_dir, prefetch=first)
+    def open_session(label: str) -> Session:
+        endpoint = named[label]
+        if endpoint.error:
+            raise EngineError(endpoint.error)
+        first = prefetch if endpoint is endpoints[0] else None
+        opener = engine_factory(endpoint, policy)
+        return Session(
+            endpoint.address, policy, state_dir=state_dir, prefetch=first, engine_factory=opener
+        )
 
     def close_session(session: Session) -> None:
         warn(session.close())
         codes.append(report_lost(session.lost()))
 
+    hosts = list(named)
     with reading(", ".join(hosts), options.html == "-"):
         found = sections(hosts, open_session, close_session)
     write_report(render(found, SYSTEM_CLOCK.now()), options.html)
