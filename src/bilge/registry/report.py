@@ -69,7 +69,7 @@ EMPTIED_NOTE = (
 def _summary(plan: RegistryPlan) -> str:
     disk = plan.total_disk_bytes
     measured = (
-        f"; {format_size(disk)} on disk (blocks, directories and links that go)"
+        f", {format_size(disk)} on disk with their blocks, directories and links"
         if disk is not None
         else ""
     )
@@ -89,7 +89,7 @@ def manifests_to_delete(plan: RegistryPlan) -> str:
     tags = _tags(sum(len(d.tags) for d in manifests))
     extra = f"+ {_count(children, 'platform manifest')} of deleted indexes, " if children else ""
     extra += f"{untagged} untagged, " if untagged else ""
-    alone = f", and {_tags(untags)} untagged only" if untags else ""
+    alone = f" and {_tags(untags)} alone (untag only)" if untags else ""
     return f"{_count(len(manifests), 'manifest')} ({extra}{tags}){alone}"
 
 

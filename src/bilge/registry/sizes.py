@@ -41,7 +41,11 @@ def with_bytes(snap: RegistrySnapshot, deletions: Sequence[Deletion]) -> list[De
     for d in deletions:
         repo = repos[d.repository]
         if d.untag_only:
-            out.append(replace(d, bytes=0, disk_bytes=_tag_disk(snap, repo, d.tags)))
+            # The tag's directory goes, but the throwaway leaves a revision
+            # directory and a blob of its own: nothing worth counting either way.
+            out.append(
+                replace(d, bytes=0, disk_bytes=None if _tag_disk(snap, repo, ()) is None else 0)
+            )
             continue
         blobs = {b: s for b, s in reachable(repo, d.digest).items() if b not in counted}
         counted |= set(blobs)
