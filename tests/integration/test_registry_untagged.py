@@ -26,6 +26,7 @@ from tests.integration.registry_helpers import (
     policy,
     registry,
     registry_dir,
+    start_registry,
 )
 
 __all__ = ["registry", "registry_dir"]  # fixtures
@@ -230,3 +231,20 @@ def test_disk_prediction_for_tags_and_indexes(registry: Registry, tmp_path: Path
     )
     assert abs(predicted - freed) <= 0.02 * freed
     assert complete(registry, "web", kept)
+
+
+def test_another_registrys_storage_is_refused(registry_dir: Path, tmp_path: Path) -> None:
+    one, other = start_registry(registry_dir / "one"), start_registry(registry_dir / "other")
+    try:
+        with Pusher(one.url) as p:
+            p.image("app", "latest", size=4096)
+        with Pusher(other.url) as p:
+            p.image("app", "latest", size=4096)
+        bilge = BilgeRegistry(tmp_path).policy(policy(one.url, RULE, gc=gc_table(other)))
+        run = bilge("registry", "plan")
+        assert run.code == 1
+        assert "is [registry.gc] config this registry's configuration?" in run.err
+        assert len(run.err.strip().splitlines()) == 1
+    finally:
+        one.stop()
+        other.stop()

@@ -64,6 +64,7 @@ def collect(
         resolved = reader.resolve_all(names)
         tags = {repo: {t: r.digest for t, r in by_tag.items()} for repo, by_tag in resolved.items()}
         stored = reader.read_storage(names)
+        _check_storage(client, tags, stored)
         manifests = reader.read_manifests(tags, stored)
         ruled = {n for n in names if config.rule_for(n) is not None}
         manifests = reader.add_times(manifests, ruled)
@@ -191,6 +192,24 @@ class _Reader:
         if key not in bodies:
             return manifest
         return with_config(f"{self.client.label}: {repo}@{key[1]}", manifest, bodies[key])
+
+
+def _check_storage(
+    client: RegistryClient,
+    tags: Mapping[str, Mapping[str, str]],
+    stored: Mapping[str, RepoStorage],
+) -> None:
+    """The storage must be this registry's: every manifest a tag points at (read
+    before the storage, so a push in between adds, never removes) is in it. Another
+    registry's storage would make its manifests look untagged here."""
+    for repo, found in sorted(stored.items()):
+        missing = sorted(set(tags.get(repo, {}).values()) - set(found.pushed))
+        if missing:
+            raise RegistryError(
+                f"registry {client.label}: its storage has no manifest {missing[0][:19]} "
+                f"that a tag of {printable(repo)} points at: is [registry.gc] config this "
+                "registry's configuration? Nothing deleted"
+            )
 
 
 def _check_name(client: RegistryClient, name: str, listed: str) -> None:
