@@ -60,7 +60,7 @@ def summary_row(result: HostResult[HostReport]) -> SummaryRow:
     if report is None:
         return SummaryRow(result.host, error=result.error or "failed")
     snap, fs = report.snapshot, report.snapshot.filesystem
-    kind = str(getattr(snap.engine, "kind", "docker")).capitalize()
+    kind = snap.engine.kind.capitalize()
     row = SummaryRow(
         host=result.host,
         engine=f"{kind} {snap.engine.server_version.split('+')[0]}",  # 20.10.24+dfsg1

@@ -131,8 +131,7 @@ def _rank(severity: Severity) -> int:
 def _engine(snap: Snapshot) -> str:
     e = snap.engine
     where = "" if e.local else " (remote: the data-root's contents are not visible)"
-    # Podman support adds `kind` to EngineInfo; until then every engine is Docker.
-    name = "Podman" if getattr(e, "kind", "docker") == "podman" else "Docker"
+    name = "Podman" if e.kind == "podman" else "Docker"
     return (
         f"{name} {e.server_version} (API {e.api_version}), storage driver {e.storage_driver}{where}"
     )

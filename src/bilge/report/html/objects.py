@@ -44,7 +44,7 @@ GROUPS = (
     ("volumes", "volume contents"),
     ("build cache", "BuildKit records not shared with images"),
     ("orphaned layers", "layer directories nothing references"),
-    ("outside Docker", "used by other files on this filesystem"),
+    ("outside the engine", "used by other files on this filesystem"),
 )
 
 SHARED = "shared-layers"
@@ -83,7 +83,8 @@ def items(snapshot: Snapshot, plan: Plan) -> list[Item]:
     outside = outside_bytes(snapshot, found)
     if outside:
         why = "used by files that are not the engine's objects (the system, other programs)"
-        found.append(Item(OUTSIDE, "outside Docker", outside, Verdict.UNPLANNED, why, 6))
+        name = "outside Podman" if snapshot.engine.kind == "podman" else "outside Docker"
+        found.append(Item(OUTSIDE, name, outside, Verdict.UNPLANNED, why, 6))
     return found
 
 
