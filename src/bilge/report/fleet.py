@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
 )
@@ -193,7 +194,7 @@ class FleetProgress:
             TextColumn("{task.fields[host]}", markup=False),
             TextColumn("{task.fields[state]}", markup=False),
             BarColumn(),
-            MofNCompleteColumn(),
+            _Removals(),
             console=console,
             transient=True,
         )
@@ -220,3 +221,12 @@ class FleetProgress:
             return
         with self._bar:
             yield self
+
+
+class _Removals(ProgressColumn):
+    """ "12/40" once the host's apply is under way; nothing while it is read."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("")
+        return Text(f"{int(task.completed)}/{int(task.total)}")
