@@ -345,17 +345,15 @@ def engine_factory(endpoint: Endpoint, policy: Policy) -> Callable[[str], Engine
 
 
 def tls_config(files: TLSFiles) -> object:
-    """docker-py's TLS settings from a context's files (loads docker-py)."""
+    """docker-py's TLS settings from a context's files (loads docker-py): the
+    context's CA when it has one, else the system's; no check at all only when
+    the context says SkipTLSVerify."""
     import docker.errors
     import docker.tls
 
     cert = (str(files.cert), str(files.key)) if files.cert and files.key else None
-    verify: bool | str = str(files.ca) if files.verify and files.ca else files.verify
+    ca = str(files.ca) if files.ca else None
     try:
-        return docker.tls.TLSConfig(client_cert=cert, ca_cert=verify_ca(files), verify=verify)
+        return docker.tls.TLSConfig(client_cert=cert, ca_cert=ca, verify=files.verify)
     except docker.errors.TLSParameterError as exc:
         raise BilgeError(f"TLS files of the context: {exc}") from exc
-
-
-def verify_ca(files: TLSFiles) -> str | None:
-    return str(files.ca) if files.ca else None

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -295,3 +296,17 @@ def test_the_audit_log_and_samples_of_one_host_of_a_fleet(tmp_path: Path) -> Non
     assert [s.host for s in only_b.samples] == ["ssh://ci@b"]
     assert len(session.history(10).entries) == 3
     store.close()
+
+
+def test_a_contexts_tls_files_become_docker_py_settings(tmp_path: Path) -> None:
+    from bilge.engine.contexts import TLSFiles
+    from bilge.fleet import tls_config
+
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("PEM")
+    files = TLSFiles(tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem", True)
+    tls: Any = tls_config(files)
+    assert tls.ca_cert == str(tmp_path / "ca.pem") and tls.verify is True
+    assert tls.cert == (str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    lax: Any = tls_config(TLSFiles(None, None, None, False))
+    assert lax.verify is False and lax.cert is None
