@@ -38,6 +38,7 @@ from tests.integration.helpers import (
     stop_sandbox,
 )
 from tests.integration.sshd import Sshd, available, private_sshd
+from tests.integration.tlsproxy import make_certs, tls_front
 
 PREFIX = "bilge-sandbox-"  # conftest.py sweeps directories of dead sessions by it
 POLICY = """
@@ -99,12 +100,18 @@ class Fleet:
         return self.sshd.address()
 
 
-def _make_context(config_dir: Path, name: str, host: str) -> None:
+def _make_context(config_dir: Path, name: str, host: str, tls_from: Path | None = None) -> None:
+    """A context as `docker context create NAME --docker host=...,ca=,cert=,key=` makes it."""
     digest = hashlib.sha256(name.encode()).hexdigest()
     meta = config_dir / "contexts" / "meta" / digest
     meta.mkdir(parents=True)
     doc = {"Name": name, "Metadata": {}, "Endpoints": {"docker": {"Host": host}}}
     (meta / "meta.json").write_text(json.dumps(doc))
+    if tls_from is not None:
+        tls = config_dir / "contexts" / "tls" / digest / "docker"
+        tls.mkdir(parents=True)
+        for file in ("ca.pem", "cert.pem", "key.pem"):
+            (tls / file).write_bytes((tls_from / file).read_bytes())
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +238,18 @@ def test_the_guard_keeps_the_healthy_hosts_while_one_is_down(engines: Fleet) -> 
     assert {f.a.host, f.c.host} <= by_event["removal"]
     for sb, job in jobs.items():
         assert not exists(sb, "container", job)
+
+
+def test_a_context_with_tls_files_reaches_its_engine_over_tls(engines: Fleet) -> None:
+    f = engines
+    make_certs(f.home / "certs")
+    with tls_front(f.home / "certs", f.c.host) as address:
+        _make_context(f.home / "docker", "fleet-tls", address, tls_from=f.home / "certs")
+        _make_context(f.home / "docker", "fleet-no-tls", address)
+        run = f.bilge("--context", "fleet-tls", "-H", f.a.host, "status", "--json")
+        refused = f.bilge("--context", "fleet-no-tls", "status", "--json", "--summary")
+    assert run.returncode == 0, run.stderr
+    local, tls = _results(run)  # -H first, then the contexts
+    assert tls["engine"]["host"] == address and local["engine"]["host"] == f.a.host
+    (plain,) = _results(refused)  # the front wants a client certificate
+    assert refused.returncode == 1 and plain["host"] == address and "error" in plain
