@@ -1,5 +1,6 @@
 """Fleets against real engines: three private engines, one unreachable address,
-a Docker context pointing at one engine, a hosts file, and one engine reached
+a Docker context pointing at one engine (and one with TLS files, through a TLS
+front that wants a client certificate), a hosts file, and one engine reached
 through ssh:// (a private sshd on 127.0.0.1 whose forced command runs Debian's
 `docker system dial-stdio` against that engine).
 
