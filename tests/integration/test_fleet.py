@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -129,6 +130,7 @@ def fleet(sandbox: Sandbox) -> Iterator[Fleet]:
     finally:
         for d in dirs:
             stop_sandbox(d)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
