@@ -108,15 +108,17 @@ def any_disk_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     reset_engine(sb)
 
 
-def _last_use(watch: Watch, sb: Sandbox, image_id: str) -> Any:
-    """The image's last use as the guard's store has it, once recorded (30 s at most)."""
+def _last_use(watch: Watch, sb: Sandbox, image_id: str, since: float) -> Any:
+    """The image's last use as the guard's store has it, once one at `since` or later
+    is recorded (30 s at most): the build's own tag event comes first."""
     deadline = time.monotonic() + 30
     known: dict[str, Any] = {}
     while time.monotonic() < deadline:
         with_store = StateStore(watch.state)
         known = with_store.image_use(sb.host)
         with_store.close()
-        if image_id in known and known[image_id][1] is not None:
+        last = known.get(image_id, (None, None))[1]
+        if last is not None and last.timestamp() >= since:
             break
         time.sleep(0.2)
     return known.get(image_id, (None, None))[1]
@@ -141,7 +143,7 @@ def test_events_record_last_use_which_plan_then_uses(
         time.sleep(1)  # the event stream is open
         run_container(engine, name="user", image="lru/app:1")
         engine.docker("rm", "user")
-    last = _last_use(watch, engine, image_id)
+    last = _last_use(watch, engine, image_id, before - 1)
     assert last is not None and last.timestamp() >= before - 1
     assert watch.stop() == 0
     assert watch.events("stopped")
