@@ -1,4 +1,4 @@
-"""Scenario 7: removal on a Podman host, bilge against Podman's own prunes.
+"""The Podman scenario: removal on a Podman host, bilge against Podman's own prunes.
 
     .venv/bin/python -m benchmarks.podman [--containers 400] [--rounds 3]
 
