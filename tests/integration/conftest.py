@@ -128,14 +128,24 @@ def podman_incident_sandbox() -> Iterator[Sandbox]:
     yield from _session_sandbox(disk="256M", kind="podman")
 
 
+def _each_engine(request: pytest.FixtureRequest, docker: str, podman: str) -> Iterator[Sandbox]:
+    sb: Sandbox = request.getfixturevalue(docker if request.param == "docker" else podman)
+    yield sb
+    reset_engine(sb)
+
+
 @pytest.fixture(params=["docker", "podman"])
 def either_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     """Docker's sandbox, then Podman's: a test taking it runs against both, reset
     after each run. Test modules that must hold on both name it `engine`."""
-    name = "sandbox" if request.param == "docker" else "podman_sandbox"
-    sb: Sandbox = request.getfixturevalue(name)
-    yield sb
-    reset_engine(sb)
+    yield from _each_engine(request, "sandbox", "podman_sandbox")
+
+
+@pytest.fixture(params=["docker", "podman"])
+def either_disk_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """Docker's engine, then Podman's, each on a 512 MB disk of its own, reset after
+    each run."""
+    yield from _each_engine(request, "disk_sandbox", "podman_disk_sandbox")
 
 
 @pytest.fixture

@@ -6,19 +6,12 @@ of its own, so the statvfs difference measures bilge's removals and nothing else
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.bilge_cli import ZERO_GRACE, make_bilge
-from tests.integration.helpers import (
-    Sandbox,
-    build_image,
-    make_volume,
-    reset_engine,
-    run_container,
-)
+from tests.integration.helpers import Sandbox, build_image, make_volume, run_container
 
 MB = 1_000_000
 
@@ -44,13 +37,10 @@ def garbage(sb: Sandbox) -> None:
         build_image(sb, f"old:{n}", size=5 * MB)
 
 
-@pytest.fixture(params=["docker", "podman"])
-def disk_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+@pytest.fixture
+def disk_engine(either_disk_engine: Sandbox) -> Sandbox:
     """Docker's engine, then Podman's, each on a disk of its own."""
-    name = "disk_sandbox" if request.param == "docker" else "podman_disk_sandbox"
-    sb: Sandbox = request.getfixturevalue(name)
-    yield sb
-    reset_engine(sb)
+    return either_disk_engine
 
 
 def test_predicted_bytes_are_within_one_percent_of_the_measured(

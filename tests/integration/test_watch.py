@@ -24,13 +24,7 @@ import pytest
 
 from bilge.state.store import StateStore
 from tests.integration.bilge_cli import ZERO_GRACE, exists, make_bilge
-from tests.integration.helpers import (
-    Sandbox,
-    build_image,
-    make_dangling,
-    reset_engine,
-    run_container,
-)
+from tests.integration.helpers import Sandbox, build_image, make_dangling, run_container
 
 
 def _free_port() -> int:
@@ -92,22 +86,6 @@ def watches() -> Iterator[list[Watch]]:
             w.proc.wait()
 
 
-@pytest.fixture(params=["docker", "podman"])
-def any_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    name = "sandbox" if request.param == "docker" else "podman_sandbox"
-    sb: Sandbox = request.getfixturevalue(name)
-    yield sb
-    reset_engine(sb)
-
-
-@pytest.fixture(params=["docker", "podman"])
-def any_disk_engine(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    name = "disk_sandbox" if request.param == "docker" else "podman_disk_sandbox"
-    sb: Sandbox = request.getfixturevalue(name)
-    yield sb
-    reset_engine(sb)
-
-
 def _last_use(watch: Watch, sb: Sandbox, image_id: str, since: float) -> Any:
     """The image's last use as the guard's store has it, once one at `since` or later
     is recorded (30 s at most): the build's own tag event comes first."""
@@ -126,11 +104,11 @@ def _last_use(watch: Watch, sb: Sandbox, image_id: str, since: float) -> Any:
 
 @pytest.mark.parametrize("started", ["before", "after"])
 def test_events_record_last_use_which_plan_then_uses(
-    any_engine: Sandbox, tmp_path: Path, watches: list[Watch], started: str
+    either_engine: Sandbox, tmp_path: Path, watches: list[Watch], started: str
 ) -> None:
     """Live events, and (started after the use) the engine's past events read back:
     a guard restarted after a container came and went still knows the image's use."""
-    engine = any_engine
+    engine = either_engine
     image_id = build_image(engine, "lru/app:1", size=10_000)
     before = time.time()
     if started == "after":
@@ -159,9 +137,9 @@ def _usage(sb: Sandbox) -> float:
 
 
 def test_the_guard_evicts_cheapest_first_down_to_low(
-    any_disk_engine: Sandbox, tmp_path: Path, watches: list[Watch]
+    either_disk_engine: Sandbox, tmp_path: Path, watches: list[Watch]
 ) -> None:
-    sb = any_disk_engine
+    sb = either_disk_engine
     build_image(sb, "keep/tagged:1", size=20_000_000)
     build_image(sb, "keep/tagged:2", size=20_000_000)
     dangling = make_dangling(sb, "gone/dangling", 30_000_000)

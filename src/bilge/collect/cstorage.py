@@ -14,7 +14,6 @@ to the engine's figures, and a volume not read whole "may hold data" as on Docke
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ from bilge.collect.dataroot import (
     newest_mtime,
     own_blocks,
     read_bytes,
-    read_text,
+    remove_layer_dir,
     usage,
 )
 from bilge.safejson import loads_json
@@ -205,10 +204,4 @@ class ContainersStorage:
         return ""
 
     def remove_orphan(self, name: str) -> None:
-        folder = self.layer_folder
-        short = read_text(folder / name / "link")
-        link = folder / "l" / short
-        ours = short and "/" not in short and link.is_symlink()
-        if ours and os.readlink(link).rstrip("/") == f"../{name}/diff":
-            link.unlink()
-        shutil.rmtree(folder / name)
+        remove_layer_dir(self.layer_folder, name)

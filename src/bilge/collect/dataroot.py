@@ -348,7 +348,12 @@ def orphan_still_unused(root: DataRoot, name: str) -> str:
 
 def remove_orphan(root: DataRoot, name: str) -> None:
     """Remove the directory and its short link in the driver's `l/` folder."""
-    folder = root.path / root.driver
+    remove_layer_dir(root.path / root.driver, name)
+
+
+def remove_layer_dir(folder: Path, name: str) -> None:
+    """Remove a layer's directory `folder/name`, and its short link in `folder/l/`
+    (overlay's, for Docker and Podman alike) if the link is the layer's."""
     short = read_text(folder / name / "link")
     link = folder / "l" / short
     ours = short and "/" not in short and link.is_symlink()
