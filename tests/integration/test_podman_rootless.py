@@ -35,6 +35,7 @@ netns = "none"
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+lock_type = "file"
 """
 POLICY = '[containers]\nexited_after = "0s"\n[volumes]\nanonymous_after = "0s"\n'
 
