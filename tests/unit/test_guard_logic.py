@@ -240,3 +240,48 @@ def test_an_event_cuts_the_interval_short_and_lets_a_burst_settle(make: Any) -> 
     assert s.clock.sleeps == [30, 30, EVENT_SETTLE_SECONDS]
     assert not s.guard.wake.is_set()
     assert s.clock.monotonic() == 1000 + 30 + EVENT_SETTLE_SECONDS
+
+
+def test_an_engine_that_never_answers_does_not_hold_up_the_other_hosts(tmp_path: Path) -> None:
+    """Opening an engine behind a firewall that drops packets costs a whole request
+    deadline: the guard waits for it beside its loop and samples the healthy host."""
+    import threading
+
+    healthy = Setup(tmp_path / "a", other=100_000)
+    released = threading.Event()
+
+    def connect(address: str) -> FakeEngine:
+        if address == "tcp://10.0.0.1:2375":
+            released.wait(30)  # a connect that hangs until the test lets it fail
+            raise EngineUnreachable("timed out")
+        return healthy.engine
+
+    hosts = ["tcp://10.0.0.1:2375", healthy.engine.host]
+    guard = Guard(hosts, EAGER, healthy.store, WatchOptions(once=False),
+                  engine_factory=connect, log=healthy.log, clock=healthy.clock,
+                  sample=healthy.disk)  # fmt: skip
+    try:
+        for host in guard.hosts:
+            guard._tick(host)  # returns at once for both: nothing waits on the dead one
+        assert guard.hosts[0].connecting and guard.hosts[0].engine is None
+        assert _within(lambda: guard.hosts[1].engine is not None), "the healthy one opened"
+        for host in guard.hosts:
+            guard._tick(host)
+        assert len(guard_samples(healthy)) == 1, "the healthy host was sampled"
+        assert guard.hosts[0].connecting, "while the other one still hangs"
+    finally:
+        released.set()
+    assert _within(lambda: not guard.hosts[0].connecting)
+    assert healthy.log.events("engine-unreachable")[0]["host"] == "tcp://10.0.0.1:2375"
+    healthy.store.close()
+
+
+def _within(done: Any, seconds: float = 30) -> bool:
+    """Whether `done()` becomes true within `seconds` of real time (a thread's work)."""
+    import threading
+
+    for _ in range(int(seconds * 100)):
+        if done():
+            return True
+        threading.Event().wait(0.01)
+    return bool(done())

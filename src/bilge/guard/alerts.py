@@ -16,10 +16,15 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
+from bilge.config.units import format_size
 from bilge.errors import ConfigError
+from bilge.guard.log import Log
+from bilge.guard.metrics import Metrics
+from bilge.model import Filesystem, Snapshot
+from bilge.planner.summary import largest
 
 ENV_URL = "BILGE_WEBHOOK_URL"
 #: The deadline of one alert, from connecting to the end of the answer.
@@ -49,7 +54,7 @@ class Alert:
     event: str  # "high", "recovered", "shortfall"
     host: str
     text: str  # one line for a person
-    details: Mapping[str, object]
+    details: Mapping[str, object] = field(default_factory=dict)
 
 
 class AlertError(Exception):
@@ -150,3 +155,34 @@ def _reason(reason: object) -> str:
     if isinstance(reason, BaseException):
         return type(reason).__name__
     return "error"
+
+
+def untouchable(snap: Snapshot) -> str:
+    """The biggest objects that stay after an eviction fell short: what a person
+    must look at (the shortfall alert names them)."""
+    logs = sorted(snap.containers, key=lambda c: -c.log_file_bytes)[:2]
+    parts = [f"{o.kind} {o.name} ({format_size(o.bytes)})" for o in largest(snap, 3)]
+    parts += [
+        f"log of {c.name} ({format_size(c.log_file_bytes)})" for c in logs if c.log_file_bytes
+    ]
+    return ", ".join(parts) or "none found"
+
+
+def send_alert(
+    webhook: Webhook | None, log: Log, metrics: Metrics, alert: Alert, fs: Filesystem
+) -> None:
+    """Send `alert` with the filesystem's figures, if a webhook is set; a failure is a
+    log line and an error metric, never the guard's end."""
+    if webhook is None:
+        return
+    details = {
+        "used_ratio": round(fs.bytes_ratio, 4),
+        "inodes_ratio": round(fs.inodes_ratio, 4),
+        "free_bytes": fs.free_bytes,
+    }
+    try:
+        webhook.send(replace(alert, details=details))
+        log("alert-sent", host=alert.host, alert=alert.event, to=webhook.where)
+    except AlertError as exc:
+        metrics.error(alert.host, "alert")
+        log("alert-failed", "error", host=alert.host, alert=alert.event, error=str(exc))

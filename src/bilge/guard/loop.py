@@ -33,7 +33,7 @@ from bilge.config.units import format_size
 from bilge.engine.base import Engine, EventStream
 from bilge.engine.connect import open_engine
 from bilge.errors import EXIT_OK, BilgeError, EngineError, StateError
-from bilge.guard.alerts import Alert, AlertError, Webhook
+from bilge.guard.alerts import Alert, Webhook, send_alert, untouchable
 from bilge.guard.imageuse import image_id, replay, with_parents
 from bilge.guard.lastuse import interpret
 from bilge.guard.log import Log
@@ -43,7 +43,7 @@ from bilge.guard.reporting import ScheduledReport
 from bilge.model import ActionOutcome, Filesystem, Plan, Snapshot
 from bilge.planner import eviction
 from bilge.planner.core import plan as make_plan
-from bilge.planner.summary import largest, usage_by_kind
+from bilge.planner.summary import usage_by_kind
 from bilge.session import Session
 from bilge.state.store import StateStore
 
@@ -70,6 +70,7 @@ class _Host:
     backoff: float = BACKOFF_START
     retry_at: float = 0.0
     samples: int = 0
+    connecting: bool = False  # an engine being opened beside the loop
     stream: EventStream | None = None
     container_images: dict[str, str] = field(default_factory=dict)
     #: The session over `engine`, made again whenever the engine is reconnected.
@@ -213,10 +214,27 @@ class Guard:
                      inodes=f"{fs.inodes_ratio:.1%}", above_high=above)  # fmt: skip
 
     def _connect(self, host: _Host) -> Engine | None:
-        if host.engine is not None:
+        if host.engine is not None or host.connecting:
             return host.engine
         if self.clock.monotonic() < host.retry_at:
             return None
+        if self.options.once or len(self.hosts) == 1:
+            return self._open(host)
+        # An engine that never answers (a host behind a firewall that drops packets)
+        # costs a whole request deadline: it is waited for beside the loop, which
+        # keeps sampling the other hosts, and wakes the loop once connected.
+        host.connecting = True
+        threading.Thread(target=self._open, args=(host,), daemon=True).start()
+        return None
+
+    def _open(self, host: _Host) -> Engine | None:
+        try:
+            return self._opened(host)
+        finally:
+            host.connecting = False
+            self.wake.set()
+
+    def _opened(self, host: _Host) -> Engine | None:
         try:
             host.engine = self.engine_factory(host.address)
             info = host.engine.info()
@@ -315,33 +333,14 @@ class Guard:
             self._alert("recovered", host, fs, f"back to {fs.bytes_ratio:.0%} full")
             self._refresh_usage(host, engine)
             return
-        holders = self._untouchable(host, engine)
+        holders = untouchable(self._session(host, engine).snapshot())
         self.log("eviction-shortfall", "warning", host=host.address,
                  used=f"{fs.bytes_ratio:.1%}", holders=holders)  # fmt: skip
         self._alert("shortfall", host, fs, "nothing more may be removed; the biggest holders "
                     f"bilge may not touch: {holders}")  # fmt: skip
 
-    def _untouchable(self, host: _Host, engine: Engine) -> str:
-        """The biggest objects that stay: what a person must look at."""
-        snap = self._session(host, engine).snapshot()
-        logs = sorted(snap.containers, key=lambda c: -c.log_file_bytes)[:2]
-        parts = [f"{o.kind} {o.name} ({format_size(o.bytes)})" for o in largest(snap, 3)]
-        parts += [f"log of {c.name} ({format_size(c.log_file_bytes)})" for c in logs
-                  if c.log_file_bytes]  # fmt: skip
-        return ", ".join(parts) or "none found"
-
     def _alert(self, event: str, host: _Host, fs: Filesystem, text: str) -> None:
-        if self.webhook is None:
-            return
-        details = {"used_ratio": round(fs.bytes_ratio, 4),
-                   "inodes_ratio": round(fs.inodes_ratio, 4),
-                   "free_bytes": fs.free_bytes}  # fmt: skip
-        try:
-            self.webhook.send(Alert(event, host.address, text, details))
-            self.log("alert-sent", host=host.address, alert=event, to=self.webhook.where)
-        except AlertError as exc:
-            self.metrics.error(host.address, "alert")
-            self.log("alert-failed", "error", host=host.address, alert=event, error=str(exc))
+        send_alert(self.webhook, self.log, self.metrics, Alert(event, host.address, text), fs)
 
     # --- events --------------------------------------------------------------------
 
