@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -294,6 +295,28 @@ def test_a_container_takes_its_anonymous_volumes_along_audited_first() -> None:
     assert events.index(("audit", "v1")) < events.index(("remove", "c1 volumes=True"))
     assert engine.inspected.count("v1") == 0  # one volume listing, no call per volume
     assert len(audit.outcomes) == 2
+
+
+def test_no_container_listing_when_every_volume_went_with_its_container() -> None:
+    """The listing of who mounts what is for volumes still there: when all went with
+    their containers it is not asked for (Podman takes seconds to list containers)."""
+    engine = FakeEngine(
+        container_list=[container("c1", volumes=("v1",))],
+        volume_list=[{"Name": "v1"}],
+        anonymous={"v1"},
+    )
+    listed: list[bool] = []
+    original = engine.containers
+
+    def containers(*, size: bool) -> list[Any]:
+        listed.append(size)
+        return original(size=size)
+
+    engine.containers = containers  # type: ignore[method-assign]
+    c1 = replace(action(Kind.CONTAINER, "c1"), volumes=("v1",))
+    got = run(engine, c1, action(Kind.VOLUME, "v1"))
+    assert got == {"c1": Result.REMOVED, "v1": Result.REMOVED}
+    assert listed == []
 
 
 def test_a_volume_the_engine_did_not_take_along_goes_the_ordinary_way() -> None:

@@ -109,9 +109,10 @@ def apply(
             # Images and build cache go one by one in plan order, children
             # first, since the engine keeps what another one builds on.
             run = map if kind in SEQUENTIAL_KINDS else pool.map
+            actions = list(group)
             if kind is Kind.VOLUME:
-                remover.list_volumes()
-            done(run(remover.run, list(group)))
+                remover.list_volumes([a.id for a in actions])
+            done(run(remover.run, actions))
     return Outcome(
         plan=plan,
         results=tuple(results),
@@ -171,16 +172,21 @@ class _Remover:
             Kind.ORPHAN: self._orphan,
         }
 
-    def list_volumes(self) -> None:
-        """Just before the volumes go: which still exist (one call instead of one per
-        volume its container should have taken along), and which any container
-        mounts (one listing instead of one per volume: on a crowded host each is a
-        walk over every container in the engine)."""
+    def list_volumes(self, names: list[str]) -> None:
+        """Just before the volumes `names` go: which still exist (one call instead of
+        one per volume its container should have taken along), and which any
+        container mounts (one listing instead of one per volume: on a crowded host
+        each is a walk over every container in the engine). When every one went with
+        its container there is nothing left to ask about (Podman takes seconds to
+        list a few hundred containers)."""
         if self.with_container:
             try:
                 self.present = {str(v.get("Name")) for v in self.engine.volumes()}
             except EngineError:
                 self.present = None  # each volume then takes the ordinary path
+        if self.present is not None and not (set(names) & self.present):
+            self.volume_users = {}  # all gone: each is reported as taken along
+            return
         try:
             self.volume_users = _volume_users(self.engine.containers(size=False))
         except EngineError:
