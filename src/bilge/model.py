@@ -185,7 +185,7 @@ class Network:
         return _digest(self.name, self.created, sorted(self.labels.items()))
 
 
-BUILTIN_NETWORKS = frozenset({"bridge", "host", "none", "ingress", "docker_gwbridge"})
+BUILTIN_NETWORKS = frozenset({"bridge", "host", "none", "ingress", "docker_gwbridge", "podman"})
 
 
 @dataclass(frozen=True)

@@ -251,3 +251,20 @@ def test_container_host_is_honoured_after_docker_host() -> None:
 def test_the_default_socket_is_the_first_that_exists(present: set[str], expected: str) -> None:
     env = {"XDG_RUNTIME_DIR": "/run/user/1000"}
     assert default_socket(env, exists=present.__contains__) == expected
+
+
+def test_networks_come_from_libpod_and_the_default_one_is_built_in() -> None:
+    listed = [
+        {"name": "podman", "id": "2f25", "driver": "bridge", "created": "2026-12-03T13:00:00Z"},
+        {"name": "idle-net", "id": "6762", "driver": "bridge", "created": "2026-12-03T13:00:00Z",
+         "labels": {"bilge.keep": "1"}},
+    ]  # fmt: skip
+    engine, _ = podman({("GET", "/v4.0.0/libpod/networks/json"): (200, listed)})
+    got = engine.networks()
+    assert [(n["Id"], n["Name"], n["Labels"]) for n in got] == [
+        ("2f25", "podman", {}),
+        ("6762", "idle-net", {"bilge.keep": "1"}),
+    ]
+    from bilge.model import BUILTIN_NETWORKS
+
+    assert "podman" in BUILTIN_NETWORKS
