@@ -186,6 +186,7 @@ class _PlanDoc(_Strict):
     kind: Literal["plan"]
     created_at: Timestamp
     host: str
+    engine: Literal["docker", "podman"] | None = None  # said, not trusted: the host decides
     total_bytes: Size
     actions: list[_ActionDoc]
     kept: list[_KeptDoc]

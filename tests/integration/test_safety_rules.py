@@ -48,6 +48,7 @@ def test_rule4_database_in_an_anonymous_volume_keeps_volume_and_container(
     bilge = make_bilge(engine, tmp_path)
 
     plan = bilge("plan", "--json").json()
+    assert plan["engine"] == engine.kind  # the document names the engine it was made on
     kept = {k["name"]: k["reason"] for k in plan["kept"]}
     assert "database" in kept["old-postgres"]
     assert pg_volume in kept
@@ -172,6 +173,7 @@ def test_rule5_every_removal_is_in_the_audit_log(engine: Sandbox, tmp_path: Path
     cid = run_container(engine, name="gone-soon", volumes=["/v"])
     bilge = make_bilge(engine, tmp_path)
     applied = bilge("apply", "--yes", "--json").json()
+    assert applied["engine"] == engine.kind
     removed = {(a["kind"], a["id"]) for a in applied["actions"] if a["outcome"] == "removed"}
     assert ("container", cid) in removed
 

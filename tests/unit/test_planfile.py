@@ -376,3 +376,17 @@ def test_a_file_over_the_cap_is_refused_unread(
 
 def test_the_cap_is_512_mib() -> None:
     assert planfile.MAX_PLAN_FILE_BYTES == 512 << 20
+
+
+def test_a_plan_file_may_name_its_engine_and_is_read_back_the_same() -> None:
+    from datetime import UTC, datetime
+
+    from bilge.model import Plan
+    from bilge.planfile import plan_from_document
+    from bilge.report.json import plan_json
+
+    plan = Plan(datetime(2026, 1, 2, tzinfo=UTC), "unix:///run/podman/podman.sock", ())
+    doc = plan_json(plan, "podman")
+    assert doc["engine"] == "podman"
+    assert plan_from_document(doc) == plan
+    assert "engine" not in plan_json(plan)

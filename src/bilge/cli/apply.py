@@ -68,28 +68,29 @@ def run(session: Session, options: Options) -> Handled:
             status = session.status()
             the_plan, snap = status.plan, status.snapshot
     apply = partial(session.apply, the_plan, snap, refused=refused, concurrency=options.concurrency)
+    show = partial(_show, options, engine=snap.engine.kind)
     if not the_plan.actions:
-        return _show(options, apply())
+        return show(apply())
     if not options.yes:
         from bilge.report import interactive
 
         is_tty = sys.stdin.isatty() and sys.stderr.isatty()
         interactive.confirm(the_plan, quiet=options.json, is_tty=is_tty)
     if options.json:  # no bar, and no rich to load, for scripts
-        return _show(options, apply())
+        return show(apply())
     from bilge.report import interactive
 
     with interactive.progress(len(the_plan.actions)) as advance:
-        return _show(options, apply(on_result=advance))
+        return show(apply(on_result=advance))
 
 
-def _show(options: Options, outcome: Outcome) -> Handled:
+def _show(options: Options, outcome: Outcome, engine: str = "") -> Handled:
     from bilge.errors import EXIT_OK, EXIT_SOME_FAILED
     from bilge.model import Result
     from bilge.report import json as jsonreport
 
     code = EXIT_SOME_FAILED if outcome.count(Result.FAILED) else EXIT_OK
     if options.json:
-        return code, jsonreport.outcome_json(outcome)
+        return code, jsonreport.outcome_json(outcome, engine)
     terminal().render_outcome(out(), outcome)
     return code, None

@@ -157,7 +157,7 @@ def _status_json(r: HostReport) -> dict[str, object]:
 def _plan_json(r: HostReport) -> dict[str, object]:
     from bilge.report import json as jsonreport
 
-    return jsonreport.plan_json(r.plan)
+    return jsonreport.plan_json(r.plan, r.snapshot.engine.kind)
 
 
 def _doctor_json(r: HostReport) -> dict[str, object]:
@@ -170,7 +170,7 @@ def _outcome_json(r: HostReport) -> dict[str, object]:
     from bilge.report import json as jsonreport
 
     assert r.outcome is not None  # apply's reports all have one
-    return jsonreport.outcome_json(r.outcome)
+    return jsonreport.outcome_json(r.outcome, r.snapshot.engine.kind)
 
 
 _JSON: dict[str, Callable[[HostReport], dict[str, object]]] = {

@@ -57,11 +57,12 @@ def run(session: Session, options: Options) -> Handled:
     from bilge.report import json as jsonreport
 
     with reading(session.host, options.json):
-        the_plan = session.plan()
+        status = session.status()
+    the_plan, engine = status.plan, status.snapshot.engine.kind
     if options.out is not None:
-        save_document(jsonreport.plan_json(the_plan), options.out)
+        save_document(jsonreport.plan_json(the_plan, engine), options.out)
     if options.json:
-        return EXIT_OK, jsonreport.plan_json(the_plan)
+        return EXIT_OK, jsonreport.plan_json(the_plan, engine)
     terminal().render_plan(out(), the_plan, explain=options.explain)
     if options.out is not None:
         saved = f"Plan saved to {options.out}; apply it with `bilge apply --plan {options.out}`."

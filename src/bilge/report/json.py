@@ -80,25 +80,29 @@ def doctor_json(snapshot: Snapshot, findings: Sequence[Finding]) -> Document:
     }
 
 
-def plan_json(plan: Plan) -> Document:
-    """`bilge plan --json` and `--out`: read back by `bilge.planfile.read_plan`."""
+def plan_json(plan: Plan, engine: str = "") -> Document:
+    """`bilge plan --json` and `--out`: read back by `bilge.planfile.read_plan`.
+    `engine` is the engine's kind ("docker", "podman") when known."""
     return {
         "schema": SCHEMA,
         "kind": "plan",
         "created_at": _time(plan.created_at),
         "host": plan.host,
+        **({"engine": engine} if engine else {}),
         "total_bytes": plan.total_bytes,
         "actions": [_action_doc(a) for a in plan.actions],
         "kept": [_kept_doc(k) for k in plan.kept],
     }
 
 
-def outcome_json(outcome: Outcome) -> Document:
-    """`bilge apply --json`: each action with its outcome, predicted and measured bytes."""
+def outcome_json(outcome: Outcome, engine: str = "") -> Document:
+    """`bilge apply --json`: each action with its outcome, predicted and measured bytes;
+    `engine` as for `plan_json`."""
     return {
         "schema": SCHEMA,
         "kind": "outcome",
         "host": outcome.plan.host,
+        **({"engine": engine} if engine else {}),
         "plan_created_at": _time(outcome.plan.created_at),
         "started_at": _time(outcome.started_at),
         "finished_at": _time(outcome.finished_at),
