@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from bilge.engine.docker import TIMEOUT_SECONDS, DockerEngine
 from bilge.engine.podman import PodmanEngine, is_podman
-from bilge.engine.transport import MAX_ANSWER_BYTES, open_transport
+from bilge.engine.transport import MAX_ANSWER_BYTES
 
 
 def open_engine(
@@ -23,16 +23,7 @@ def open_engine(
 ) -> DockerEngine:
     """The engine at `host`: a `PodmanEngine` when Podman answers, else a
     `DockerEngine`. Raises `EngineUnreachable` / `EngineError` as they do."""
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-    if seconds <= 0:
-        raise ValueError(f"the engine request timeout must be positive, not {timeout}")
-    transport = open_transport(host, timeout=seconds, pool_size=pool_size, max_answer=max_answer)
-    try:
-        probe = DockerEngine(host, timeout=seconds, transport=transport)
-    except BaseException:
-        transport.close()
-        raise
-    kind = PodmanEngine if is_podman(probe.version_answer) else DockerEngine
-    if kind is DockerEngine:
+    probe = DockerEngine(host, timeout=timeout, max_answer=max_answer, pool_size=pool_size)
+    if not is_podman(probe.version_answer):
         return probe
-    return kind(host, timeout=seconds, transport=transport, version=probe.version_answer)
+    return PodmanEngine.over(probe)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -77,8 +77,13 @@ class DockerEngine:
         self._http = transport or open_transport(
             host, timeout=seconds, pool_size=pool_size, max_answer=max_answer
         )
-        self.version_answer = version if version is not None else self.ask_version()
-        self.api_version = self._negotiate(self.version_answer)
+        try:
+            self.version_answer = version if version is not None else self.ask_version()
+            self.api_version = self._negotiate(self.version_answer)
+        except BaseException:
+            if transport is None:  # ours to close: nobody else holds it
+                self._http.close()
+            raise
         self._prefix = f"/v{self.api_version}"
 
     def ask_version(self) -> JSONObject:
@@ -112,7 +117,7 @@ class DockerEngine:
 
     def _json(self, method: str, path: str, what: str, params: Params | None = None) -> Any:
         status, body = self._http.request(method, path, params)
-        _check(status, body, what)
+        check_status(status, body, what)
         if not body.strip():
             return None
         try:
@@ -238,7 +243,7 @@ class DockerEngine:
         stream = self._http.stream(self._prefix + "/events", params)
         if stream.status >= 400:
             stream.close()
-            _check(stream.status, b"", "events")
+            check_status(stream.status, b"", "events")
         return _Events(stream)
 
     def past_events(self, kinds: tuple[str, ...], since: float) -> list[JSONObject]:
@@ -250,21 +255,20 @@ class DockerEngine:
             "until": f"{time.time():.0f}",
         }
         status, body = self._http.request("GET", self._prefix + "/events", params)
-        _check(status, body, "past events")
-        return parse_event_lines(body)
+        check_status(status, body, "past events")
+        return list(parse_event_lines(body.splitlines()))
 
 
-def parse_event_lines(body: bytes) -> list[JSONObject]:
-    """Events given one JSON object per line (a torn or foreign line is skipped)."""
-    out = []
-    for line in body.splitlines():
+def parse_event_lines(lines: Iterable[bytes]) -> Iterator[JSONObject]:
+    """Events given one JSON object per line; a torn line (a stream closed midway) or
+    anything but an object is skipped."""
+    for line in lines:
         try:
             event = loads_json(line)
         except ValueError:
             continue
         if isinstance(event, dict):
-            out.append(event)
-    return out
+            yield event
 
 
 class _Events:
@@ -272,19 +276,13 @@ class _Events:
         self._stream = stream
 
     def __iter__(self) -> Iterator[JSONObject]:
-        for line in self._stream.lines():
-            try:
-                event = loads_json(line)
-            except ValueError:
-                continue  # a torn line when the stream is closed
-            if isinstance(event, dict):
-                yield event
+        return parse_event_lines(self._stream.lines())
 
     def close(self) -> None:
         self._stream.close()
 
 
-def _check(status: int, body: bytes, what: str) -> None:
+def check_status(status: int, body: bytes, what: str) -> None:
     """404 is ObjectGone, 409 ObjectConflict, any other failure EngineError."""
     if status < 400:
         return

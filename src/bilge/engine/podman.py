@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bilge.engine.base import Capabilities, EventStream, JSONObject
-from bilge.engine.docker import DockerEngine, parse_event_lines
+from bilge.engine.docker import DockerEngine, check_status, parse_event_lines
 from bilge.errors import EngineError, ObjectConflict, ObjectGone
 
 #: The libpod API version bilge speaks; its paths must carry one (the bare path is 404).
@@ -63,6 +63,16 @@ def _with_prefix(ident: str) -> str:
 
 class PodmanEngine(DockerEngine):
     """`Engine` for Podman: the compatible API, corrected by libpod's."""
+
+    @classmethod
+    def over(cls, engine: DockerEngine) -> PodmanEngine:
+        """Podman's engine on the connection `engine` opened, its /version answered."""
+        return cls(
+            engine.host,
+            timeout=engine.timeout,
+            transport=engine._http,
+            version=engine.version_answer,
+        )
 
     def capabilities(self) -> Capabilities:
         """Anonymous volumes are marked (libpod's listing); there is no build cache that
@@ -219,9 +229,9 @@ class PodmanEngine(DockerEngine):
             "filters": json.dumps({"type": list(kinds)}),
         }
         status, body = self._http.request("GET", LIBPOD + "/events", params)
-        if status >= 400:
-            raise EngineError(f"past events: HTTP {status}")
-        return [self.normalise(e) for e in parse_event_lines(body) if self.believable(e)]
+        check_status(status, body, "past events")
+        lines = body.splitlines()
+        return [self.normalise(e) for e in parse_event_lines(lines) if self.believable(e)]
 
     @staticmethod
     def normalise(event: JSONObject) -> JSONObject:
