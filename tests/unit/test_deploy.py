@@ -165,10 +165,15 @@ def _instruction(name: str) -> str:
 
 
 def _unit() -> dict[str, list[tuple[str, str]]]:
-    """A systemd unit's sections, each a list of (key, value): keys may repeat."""
+    return _sections(UNIT)
+
+
+def _sections(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """A systemd unit's (or drop-in's) sections, each a list of (key, value): keys
+    may repeat."""
     sections: dict[str, list[tuple[str, str]]] = {}
     current: list[tuple[str, str]] = []
-    for raw in UNIT.read_text().splitlines():
+    for raw in path.read_text().splitlines():
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
@@ -748,19 +753,6 @@ def test_the_docs_cover_every_deployment_file_and_the_scrape_job() -> None:
 
 
 # --- Podman ----------------------------------------------------------------------
-
-
-def _sections(path: Path) -> dict[str, list[tuple[str, str]]]:
-    sections: dict[str, list[tuple[str, str]]] = {}
-    current: list[tuple[str, str]] = []
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1], [])
-        elif line and not line.startswith(("#", ";")):
-            key, _, value = line.partition("=")
-            current.append((key.strip(), value.strip()))
-    return sections
 
 
 def test_the_podman_drop_in_points_the_guard_at_podmans_socket() -> None:

@@ -308,9 +308,9 @@ class _Remover:
         that stops the scan early, keep it (docs/architecture.md, safety rules 3 and 4)."""
         if self.data_root is None or not (self.protect_named or looks_anonymous(name)):
             return
-        data: Path | None = Path(self.data_root, "volumes", name, "_data")
-        if data is None or not data.is_dir():
-            data = local_mountpoint(self.engine, name)  # an engine keeping volumes elsewhere
+        usual = Path(self.data_root, "volumes", name, "_data")
+        # An engine may keep its volumes elsewhere (Podman's volume path): ask it.
+        data = usual if usual.is_dir() else local_mountpoint(self.engine, name)
         if data is None:
             return  # gone (the removal says so) or not a local volume's folder
         scan = scan_dir(data)

@@ -45,8 +45,12 @@ class Capabilities:
 
     @property
     def display_name(self) -> str:
-        """The engine's name as people write it: "Docker", "Podman"."""
-        return {"docker": "Docker", "podman": "Podman"}.get(self.kind, self.kind)
+        return engine_name(self.kind)
+
+
+def engine_name(kind: str) -> str:
+    """An engine's kind ("docker", "podman") as people write it: "Docker", "Podman"."""
+    return {"docker": "Docker", "podman": "Podman"}.get(kind, kind)
 
 
 class Engine(Protocol):

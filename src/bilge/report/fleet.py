@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bilge.config.units import format_size
+from bilge.engine.base import engine_name
 from bilge.fleet import HostReport, HostResult
 from bilge.model import ActionOutcome, Result
 from bilge.report.charts import level_style
@@ -61,7 +62,7 @@ def summary_row(result: HostResult[HostReport]) -> SummaryRow:
     if report is None:
         return SummaryRow(result.host, error=result.error or "failed")
     snap, fs = report.snapshot, report.snapshot.filesystem
-    kind = snap.engine.kind.capitalize()
+    kind = engine_name(snap.engine.kind)
     row = SummaryRow(
         host=result.host,
         engine=f"{kind} {snap.engine.server_version.split('+')[0]}",  # 20.10.24+dfsg1

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bilge.config.units import format_size
+from bilge.engine.base import engine_name
 from bilge.model import EngineInfo, Filesystem, Plan, Snapshot
 from bilge.planner.doctor import Finding
 from bilge.planner.summary import KindUsage, SizedObject, largest, usage_by_kind
@@ -39,7 +40,9 @@ def render_status(console: Console, snapshot: Snapshot, plan: Plan | None) -> No
     console.print(_usage_table(rows, plan is not None))
     console.print()
     bars = [(r.kind, r.bytes) for r in rows]
-    console.print(usage_chart(bars, fs.used_bytes if fs else None, _name(snapshot.engine)))
+    console.print(
+        usage_chart(bars, fs.used_bytes if fs else None, engine_name(snapshot.engine.kind))
+    )
     biggest = [o for o in largest(snapshot) if o.bytes]
     if biggest:
         console.print()
@@ -48,12 +51,10 @@ def render_status(console: Console, snapshot: Snapshot, plan: Plan | None) -> No
     console.print(Text(_reclaimable_line(plan)))
 
 
-def _name(engine: EngineInfo) -> str:
-    return {"docker": "Docker", "podman": "Podman"}.get(engine.kind, engine.kind)
-
-
 def _header(engine: EngineInfo) -> Text:
-    text = literal(f"{_name(engine)} {engine.server_version} (API {engine.api_version}) on ")
+    text = literal(
+        f"{engine_name(engine.kind)} {engine.server_version} (API {engine.api_version}) on "
+    )
     text.append(literal(engine.host, style="bold"))
     text.append(
         literal(f" · data-root {engine.data_root} · storage driver {engine.storage_driver}")

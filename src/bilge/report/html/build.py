@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bilge.config.units import format_size
 from bilge.config.watch import WatchPolicy
+from bilge.engine.base import engine_name
 from bilge.model import AuditEntry, Plan, Snapshot, UsageSample
 from bilge.planner.doctor import Finding, Severity, diagnose
 from bilge.report.html.chart import Chart, usage_chart
@@ -131,7 +132,7 @@ def _rank(severity: Severity) -> int:
 def _engine(snap: Snapshot) -> str:
     e = snap.engine
     where = "" if e.local else " (remote: the data-root's contents are not visible)"
-    name = "Podman" if e.kind == "podman" else "Docker"
+    name = engine_name(e.kind)
     return (
         f"{name} {e.server_version} (API {e.api_version}), storage driver {e.storage_driver}{where}"
     )

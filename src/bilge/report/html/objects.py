@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from bilge.engine.base import engine_name
 from bilge.model import Action, Image, Kept, Kind, Plan, Snapshot
 from bilge.planner.summary import image_name
 
@@ -83,7 +84,7 @@ def items(snapshot: Snapshot, plan: Plan) -> list[Item]:
     outside = outside_bytes(snapshot, found)
     if outside:
         why = "used by files that are not the engine's objects (the system, other programs)"
-        name = "outside Podman" if snapshot.engine.kind == "podman" else "outside Docker"
+        name = f"outside {engine_name(snapshot.engine.kind)}"
         found.append(Item(OUTSIDE, name, outside, Verdict.UNPLANNED, why, 6))
     return found
 
