@@ -268,3 +268,28 @@ def test_networks_come_from_libpod_and_the_default_one_is_built_in() -> None:
     from bilge.model import BUILTIN_NETWORKS
 
     assert "podman" in BUILTIN_NETWORKS
+
+
+@pytest.mark.parametrize("nonsense", [5, "x", None, [1, "a", None], {"a": 1}])
+def test_nonsense_from_libpod_is_left_out_or_one_engine_error(nonsense: object) -> None:
+    """Never an AttributeError or TypeError (an "internal error"): what libpod says
+    beside the point is left out, a listing that is no list is an engine error."""
+    from bilge.errors import EngineError
+
+    answers: dict[tuple[str, str], tuple[int, Any]] = {
+        ("GET", "/v1.41/containers/json"): (200, [{"Id": "c1"}, "junk", 7]),
+        ("GET", "/v4.0.0/libpod/containers/json"): (200, nonsense),
+        ("GET", "/v4.0.0/libpod/system/df"): (200, {"Images": nonsense, "Volumes": nonsense}),
+        ("GET", "/v4.0.0/libpod/networks/json"): (200, nonsense),
+        ("GET", "/v4.0.0/libpod/info"): (200, nonsense),
+    }
+    engine, _ = podman(answers)
+    assert engine.containers(size=False)[0] == {"Id": "c1"}
+    df = engine.system_df()
+    assert df["BuildCache"] == [] and all(isinstance(i, dict) for i in df["Images"])
+    for call in (engine.networks, engine.info):
+        try:
+            got = call()
+        except EngineError:
+            continue
+        assert isinstance(got, list | dict)

@@ -51,6 +51,12 @@ def _section(doc: JSONObject, key: str) -> JSONObject:
     return value if isinstance(value, dict) else {}
 
 
+def _objects(value: object) -> list[JSONObject]:
+    """The JSON objects of a list in an answer; anything else in it, or instead of
+    it, is left out (the planner never sees half-read entries as facts)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _hex(image_id: str) -> str:
     return image_id.removeprefix("sha256:")
 
@@ -124,14 +130,10 @@ class PodmanEngine(DockerEngine):
             )
             listed = super().containers(size=size)
             got = libpod.result()
-        exited = {
-            str(c.get("Id")): c.get("ExitedAt")
-            for c in (got if isinstance(got, list) else [])
-            if isinstance(c, dict)
-        }
+        exited = {str(c.get("Id")): c.get("ExitedAt") for c in _objects(got)}
         for item in listed:
-            at = exited.get(str(item.get("Id")))
-            if isinstance(item, dict) and isinstance(at, int) and at > 0:
+            at = exited.get(str(item.get("Id"))) if isinstance(item, dict) else None
+            if isinstance(at, int) and at > 0:
                 item["FinishedAt"] = at
         return listed
 
@@ -153,8 +155,7 @@ class PodmanEngine(DockerEngine):
                 "Labels": n.get("labels") or {},
                 "Containers": {},
             }
-            for n in got
-            if isinstance(n, dict)
+            for n in _objects(got)
         ]
 
     def volumes(self) -> list[JSONObject]:
@@ -174,13 +175,11 @@ class PodmanEngine(DockerEngine):
             raise EngineError("disk usage: unexpected answer from the engine")
         images = [
             {"Id": _with_prefix(str(i.get("ImageID") or "")), "SharedSize": i.get("SharedSize")}
-            for i in got.get("Images") or []
-            if isinstance(i, dict)
+            for i in _objects(got.get("Images"))
         ]
         volumes = [
             {"Name": v.get("VolumeName"), "UsageData": {"Size": v.get("Size", -1)}}
-            for v in got.get("Volumes") or []
-            if isinstance(v, dict)
+            for v in _objects(got.get("Volumes"))
         ]
         return {"Images": images, "Volumes": volumes, "BuildCache": []}
 
