@@ -84,6 +84,11 @@ class FakeEngine:
         c = self._find(self.container_list, "Id", container_id)
         return {"State": {"Status": c["State"], "StartedAt": c.get("StartedAt", "")}}
 
+    def container_state(self, container_id: str) -> JSON:
+        state = self.inspect_container(container_id)["State"]
+        assert isinstance(state, dict)
+        return state
+
     def inspect_volume(self, name: str) -> JSON:
         return self._find(self.volume_list, "Name", name)
 

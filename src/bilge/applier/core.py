@@ -272,7 +272,7 @@ class _Remover:
         return Result.REMOVED, f"removed (the engine's answer was lost: {error})"
 
     def _container(self, action: Action) -> None:
-        state = self.engine.inspect_container(action.id).get("State") or {}
+        state = self.engine.container_state(action.id)
         status = str(state.get("Status") or "")
         if status not in REMOVABLE_CONTAINER_STATES:
             raise Skip(f"now {status or 'in an unknown state'}")

@@ -31,6 +31,7 @@ from bilge.collect.dataroot import (
 )
 from bilge.collect.listing import Listing, ListingThread
 from bilge.engine.docker import DockerEngine
+from bilge.engine.podman import LIBPOD
 from bilge.engine.transport import UnixHTTP
 from bilge.errors import BilgeError
 from bilge.safejson import loads_json
@@ -176,6 +177,8 @@ def read_data_root(
     not seen instead of read."""
     http = UnixHTTP(host, timeout=INFO_TIMEOUT_SECONDS)
     try:
+        if http.request("GET", LIBPOD + "/_ping")[0] == 200:
+            return None  # Podman: its storage is not dockerd's data-root (cstorage.py)
         status, body = http.request("GET", "/info")
         info = loads_json(body) if status == 200 else {}
     except (BilgeError, ValueError):

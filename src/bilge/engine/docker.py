@@ -91,9 +91,7 @@ class DockerEngine:
         try:
             doc = self._json("GET", "/version", "version")
         except EngineUnreachable as exc:
-            raise EngineUnreachable(
-                f"{exc}; is it running? (set it with -H or DOCKER_HOST)"
-            ) from exc
+            raise unreachable(exc) from exc
         return _expect(dict, doc, "version")
 
     def _negotiate(self, doc: JSONObject) -> str:
@@ -186,6 +184,11 @@ class DockerEngine:
         return self._inspect(
             f"/containers/{quoted(container_id)}/json", f"container {container_id[:12]}"
         )
+
+    def container_state(self, container_id: str) -> JSONObject:
+        """The "State" of the container's inspect (Status, StartedAt, ...)."""
+        state = self.inspect_container(container_id).get("State")
+        return state if isinstance(state, dict) else {}
 
     def inspect_volume(self, name: str) -> JSONObject:
         return self._inspect(f"/volumes/{quoted(name)}", f"volume {name[:24]}")
@@ -280,6 +283,11 @@ class _Events:
 
     def close(self) -> None:
         self._stream.close()
+
+
+def unreachable(exc: EngineUnreachable) -> EngineUnreachable:
+    """The first request to an engine failed to reach it: say what to check."""
+    return EngineUnreachable(f"{exc}; is it running? (set it with -H or DOCKER_HOST)")
 
 
 def check_status(status: int, body: bytes, what: str) -> None:
