@@ -1,5 +1,6 @@
 """The engine module against the real engine: both transports give the same answers
-and the same errors, and the data-root prefetch changes nothing in a snapshot."""
+and the same errors, and the data-root prefetch changes nothing in a snapshot (on
+Docker and on Podman)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from bilge.collect.prefetch import Prefetch
 from bilge.collect.snapshot import collect
+from bilge.engine.connect import open_engine
 from bilge.engine.docker import DockerEngine, buildkit
 from bilge.engine.transport import SdkHTTP, UnixHTTP
 from bilge.errors import EngineUnreachable, ObjectConflict, ObjectGone
@@ -108,16 +110,22 @@ def _normal(snap: Snapshot) -> Snapshot:
 
 
 @pytest.mark.parametrize("readers", [1, 3])
-def test_the_prefetched_data_root_gives_the_same_snapshot(engine: Sandbox, readers: int) -> None:
+def test_the_prefetched_data_root_gives_the_same_snapshot(
+    either_engine: Sandbox, readers: int
+) -> None:
+    """On Docker and on Podman (whose readers are told where its storage is)."""
+    engine = either_engine
     run_container(engine, volumes=["/scratch"], write={"/scratch/f": 300_000, "/layer": 70_000})
     run_container(engine, state="running", volumes=["pg:/var/lib/postgresql/data"],
                   write={"/var/lib/postgresql/data/PG_VERSION": b"15\n"})  # fmt: skip
     make_volume(engine, "plain", files={"blob": 120_000})
-    eng = DockerEngine(engine.host)
+    eng = open_engine(engine.host)
     now = datetime.now(UTC)
     prefetch = Prefetch.start(engine.host, readers)
     assert prefetch is not None
     with_child = collect(eng, now, prefetch=prefetch)
+    read_ahead = prefetch.facts(with_child.engine.data_root, with_child.engine.storage_driver)
+    assert read_ahead is not None and len(read_ahead.containers) == 2  # the readers' answers
     alone = collect(eng, now)
     assert with_child.engine.local
     assert with_child.taken_at > now  # listed by the prefetch's thread, started after `now`
@@ -149,10 +157,11 @@ def test_buildkit_lists_the_build_cache_that_system_df_lists(engine: Sandbox) ->
     assert {r["ID"] for r in only["BuildCache"]} == by_df.keys()
 
 
-def test_the_prefetch_may_leave_named_volumes_unread(engine: Sandbox) -> None:
+def test_the_prefetch_may_leave_named_volumes_unread(either_engine: Sandbox) -> None:
+    engine = either_engine
     run_container(engine, volumes=["/scratch"], write={"/scratch/f": 300_000})
     make_volume(engine, "plain", files={"blob": 120_000})
-    eng = DockerEngine(engine.host)
+    eng = open_engine(engine.host)
     prefetch = Prefetch.start(engine.host, 2, skip_named=True)
     assert prefetch is not None
     unread = collect(eng, datetime.now(UTC), prefetch=prefetch)

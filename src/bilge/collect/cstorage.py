@@ -50,6 +50,8 @@ class ContainersStorage:
         self._layers: dict[str, Any] | None = None
         self._images: dict[str, Any] | None = None
         self._containers: dict[str, Any] | None = None
+        self._known_containers: Mapping[str, ContainerFiles] = {}
+        self._known_volumes: Mapping[str, VolumeScan | None] = {}
 
     @staticmethod
     def readable(path: str) -> bool:
@@ -67,7 +69,12 @@ class ContainersStorage:
     def adopt(
         self, containers: Mapping[str, ContainerFiles], volumes: Mapping[str, VolumeScan | None]
     ) -> None:
-        """Nothing is read ahead for Podman's storage (prefetch.py reads dockerd's)."""
+        """Answers already read (by prefetch.py's children) for these containers and volumes."""
+        self._known_containers, self._known_volumes = containers, volumes
+
+    def container_ids(self) -> list[str]:
+        """Every container the storage's records name."""
+        return list(self._container_records())
 
     def _records(self, folder: str, name: str) -> dict[str, Any]:
         try:
@@ -103,6 +110,8 @@ class ContainersStorage:
         return sum(b for b, _ in parts), sum(i for _, i in parts)
 
     def container(self, container_id: str) -> ContainerFiles:
+        if container_id in self._known_containers:
+            return self._known_containers[container_id]
         record = self._container_records().get(container_id) or {}
         cdir = os.path.join(self.path, f"{self.driver}-containers", container_id)
         dir_bytes, dir_inodes = usage(cdir)
@@ -149,6 +158,8 @@ class ContainersStorage:
     def scan_volume(self, name: str, mountpoint: str) -> VolumeScan | None:
         data = Path(mountpoint)
         vdir = self.volume_dir(name)
+        if name in self._known_volumes and data == vdir / "_data":
+            return self._known_volumes[name]
         if data != vdir / "_data" or not data.is_dir():
             return None
         return scan_dir(data), own_blocks(vdir) + own_blocks(data)

@@ -12,6 +12,7 @@ usual way.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,8 +86,12 @@ def list_engine(engine: Engine, now: datetime, *, read_data_root: bool = True) -
 class ListingThread:
     """Lists a local engine in the background; `take` hands the answer over once."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(
+        self, host: str, on_open: Callable[[DockerEngine | None], None] | None = None
+    ) -> None:
+        """`on_open` is told the engine as soon as it is open (None if it could not be)."""
         self.host = host
+        self._on_open = on_open
         self._engine: DockerEngine | None = None
         self._listing: Listing | None = None
         self._thread = threading.Thread(target=self._run, name="bilge-listing", daemon=True)
@@ -95,6 +100,14 @@ class ListingThread:
     def _run(self) -> None:
         try:
             self._engine = open_engine(self.host)
+        except Exception:  # the caller opens the engine itself, and reports the error
+            self._engine = None
+        finally:
+            if self._on_open is not None:
+                self._on_open(self._engine)
+        if self._engine is None:
+            return
+        try:
             self._listing = list_engine(self._engine, datetime.now(UTC))
         except Exception:  # the caller lists the engine itself, and reports the error
             self._listing = None

@@ -20,7 +20,12 @@ from typing import Any
 
 from bilge.engine.base import Capabilities, EventStream, JSONObject
 from bilge.engine.docker import DockerEngine, check_status, parse_event_lines
-from bilge.engine.libpodstate import container_state, container_volumes
+from bilge.engine.libpodstate import (
+    compatible_container,
+    container_state,
+    container_volumes,
+    with_prefix,
+)
 from bilge.engine.transport import Transport, quoted
 from bilge.errors import EngineError, ObjectConflict, ObjectGone
 from bilge.safejson import loads_json
@@ -66,17 +71,11 @@ def _hex(image_id: str) -> str:
     return image_id.removeprefix("sha256:")
 
 
-def _with_prefix(ident: str) -> str:
-    """Podman names images by bare hex ids; bilge's model (like Docker) by "sha256:..."."""
-    is_hex = len(ident) == 64 and all(c in "0123456789abcdef" for c in ident)
-    return f"sha256:{ident}" if is_hex else ident
-
-
 class PodmanEngine(DockerEngine):
     """`Engine` for Podman: the compatible API, corrected by libpod's."""
 
-    #: (graph root, volume path) from the last /info, for reading libpod's database.
-    _storage_paths: tuple[str, str] | None = None
+    #: (graph root, driver, volume path) from the last /info: where to read its files.
+    _storage: tuple[str, str, str] | None = None
 
     #: libpod's /info asked when the engine was opened, for the first `info()`.
     _opened_info: JSONObject | None = None
@@ -147,19 +146,22 @@ class PodmanEngine(DockerEngine):
         driver, the volume path and the log driver (the compatible /info leaves that
         empty, and costs as much again)."""
         libpod = self.libpod_info()
-        store, host = _section(libpod, "store"), _section(libpod, "host")
-        self._storage_paths = (
-            str(store.get("graphRoot") or ""),
-            str(store.get("volumePath") or ""),
-        )
+        host = _section(libpod, "host")
+        graph_root, driver, volume_path = self._storage = _location(libpod)
         return {
-            "DockerRootDir": str(store.get("graphRoot") or ""),
-            "Driver": str(store.get("graphDriverName") or ""),
-            "VolumePath": str(store.get("volumePath") or ""),
+            "DockerRootDir": graph_root,
+            "Driver": driver,
+            "VolumePath": volume_path,
             "LoggingDriver": str(host.get("logDriver") or ""),
             "Name": str(host.get("hostname") or ""),
             "ServerVersion": str(self.version_answer.get("Version") or ""),
         }
+
+    def storage_location(self) -> tuple[str, str, str] | None:
+        """(graph root, driver, volume path) as the engine last said, without asking it."""
+        if self._storage is None and self._opened_info is not None:
+            self._storage = _location(self._opened_info)
+        return self._storage
 
     def containers(self, *, size: bool) -> list[JSONObject]:
         """libpod's listing, with each container's volumes read from Podman's own
@@ -188,16 +190,16 @@ class PodmanEngine(DockerEngine):
         """libpod's listing in the compatible shape, its volume mounts from the
         database; None when the database cannot be read or does not know one of
         the containers (created since it was read: its mounts are not known)."""
-        if self._storage_paths is None:
+        if self.storage_location() is None:
             try:
                 self.info()
             except EngineError:
                 return None  # the compatible listing then fails or answers for itself
-        graph_root, volume_path = self._storage_paths or ("", "")
+        graph_root, _, volume_path = self._storage or ("", "", "")
         mounts = container_volumes(graph_root) if graph_root else None
         if mounts is None or any(str(c.get("Id")) not in mounts for c in listed):
             return None
-        return [_compatible(c, mounts[str(c.get("Id"))], volume_path) for c in listed]
+        return [compatible_container(c, mounts[str(c.get("Id"))], volume_path) for c in listed]
 
     def networks(self) -> list[JSONObject]:
         """libpod's listing in the compatible shape: the compatible one takes seconds
@@ -236,7 +238,7 @@ class PodmanEngine(DockerEngine):
         if not isinstance(got, dict):
             raise EngineError("disk usage: unexpected answer from the engine")
         images = [
-            {"Id": _with_prefix(str(i.get("ImageID") or "")), "SharedSize": i.get("SharedSize")}
+            {"Id": with_prefix(str(i.get("ImageID") or "")), "SharedSize": i.get("SharedSize")}
             for i in _objects(got.get("Images"))
         ]
         volumes = [
@@ -256,15 +258,16 @@ class PodmanEngine(DockerEngine):
         """From Podman's database when it is on this host (libpodstate.py): an
         inspect costs Podman 7 ms of CPU, as much again as removing the container
         takes, and apply asks this just before each removal."""
-        if self.host.startswith("unix://") and self._storage_paths:
-            state = container_state(self._storage_paths[0], container_id)
+        location = self.storage_location()
+        if self.host.startswith("unix://") and location is not None and location[0]:
+            state = container_state(location[0], container_id)
             if state is not None:
                 return state
         return super().container_state(container_id)
 
     def inspect_image(self, image_id: str) -> JSONObject:
         doc = dict(super().inspect_image(image_id))
-        doc["Id"] = _with_prefix(str(doc.get("Id") or ""))
+        doc["Id"] = with_prefix(str(doc.get("Id") or ""))
         return doc
 
     def remove_container(self, container_id: str, *, volumes: bool = False) -> None:
@@ -317,7 +320,7 @@ class PodmanEngine(DockerEngine):
             event["Action"] = event["status"] = "die"
         actor = event.get("Actor")
         if event.get("Type") == "image" and isinstance(actor, dict):
-            event["Actor"] = {**actor, "ID": _with_prefix(str(actor.get("ID") or ""))}
+            event["Actor"] = {**actor, "ID": with_prefix(str(actor.get("ID") or ""))}
         return event
 
     def believable(self, event: JSONObject) -> bool:
@@ -336,32 +339,15 @@ class PodmanEngine(DockerEngine):
         return False
 
 
-def _compatible(
-    item: JSONObject, mounts: tuple[tuple[str, str], ...], volume_path: str
-) -> JSONObject:
-    """One container of libpod's listing in the compatible listing's names, with
-    its volume mounts (bind mounts are left out: nothing in bilge reads them)."""
-    out: JSONObject = {
-        key: item.get(key) for key in ("Id", "Names", "Image", "Created", "State", "Labels")
-    }
-    out["ImageID"] = _with_prefix(str(item.get("ImageID") or ""))
-    out["Status"] = ""
-    networks = item.get("Networks")
-    names = [n for n in networks if isinstance(n, str)] if isinstance(networks, list) else []
-    out["NetworkSettings"] = {"Networks": {n: {} for n in names}}
-    out["Mounts"] = [
-        {
-            "Type": "volume",
-            "Name": name,
-            "Source": f"{volume_path}/{name}/_data" if volume_path else "",
-            "Destination": dest,
-        }
-        for name, dest in mounts
-    ]
-    exited = item.get("ExitedAt")
-    if isinstance(exited, int) and exited > 0:
-        out["FinishedAt"] = exited
-    return out
+def _location(libpod_info: JSONObject) -> tuple[str, str, str]:
+    """(graph root, driver, volume path) from libpod's /info."""
+    store = _section(libpod_info, "store")
+    keys = ("graphRoot", "graphDriverName", "volumePath")
+    return (
+        str(store.get(keys[0]) or ""),
+        str(store.get(keys[1]) or ""),
+        str(store.get(keys[2]) or ""),
+    )
 
 
 @contextmanager
