@@ -14,7 +14,8 @@ import pytest
 
 from bilge.collect.cstorage import ContainersStorage
 from bilge.engine.hosts import default_socket, resolve_host
-from bilge.engine.podman import PodmanEngine, is_podman
+from bilge.engine.libpod import is_podman
+from bilge.engine.podman import PodmanEngine
 from bilge.errors import ObjectConflict, ObjectGone
 
 VERSION = {

@@ -98,8 +98,10 @@ class ListingThread:
         self._thread.start()
 
     def _run(self) -> None:
+        # Before the first request: grace periods count from no later than the listing.
+        started = datetime.now(UTC)
         try:
-            self._engine = open_engine(self.host)
+            self._engine = open_engine(self.host, list_containers=True)
         except Exception:  # the caller opens the engine itself, and reports the error
             self._engine = None
         finally:
@@ -108,7 +110,7 @@ class ListingThread:
         if self._engine is None:
             return
         try:
-            self._listing = list_engine(self._engine, datetime.now(UTC))
+            self._listing = list_engine(self._engine, started)
         except Exception:  # the caller lists the engine itself, and reports the error
             self._listing = None
 

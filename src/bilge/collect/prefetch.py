@@ -38,7 +38,8 @@ from bilge.collect.dataroot import (
 )
 from bilge.collect.listing import Listing, ListingThread
 from bilge.engine.docker import DockerEngine
-from bilge.engine.podman import LIBPOD, PodmanEngine
+from bilge.engine.libpod import LIBPOD
+from bilge.engine.podman import PodmanEngine
 from bilge.engine.transport import UnixHTTP
 from bilge.errors import BilgeError
 from bilge.safejson import loads_json

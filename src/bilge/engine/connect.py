@@ -16,7 +16,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bilge.engine.docker import TIMEOUT_SECONDS, DockerEngine, unreachable
-from bilge.engine.podman import LIBPOD, PodmanEngine, is_podman
+from bilge.engine.libpod import LIBPOD, is_podman
+from bilge.engine.podman import PodmanEngine
 from bilge.engine.transport import MAX_ANSWER_BYTES, open_transport
 from bilge.errors import EngineUnreachable
 
@@ -27,9 +28,11 @@ def open_engine(
     timeout: float | timedelta = TIMEOUT_SECONDS,
     max_answer: int = MAX_ANSWER_BYTES,
     pool_size: int = 16,
+    list_containers: bool = False,
 ) -> DockerEngine:
     """The engine at `host`: a `PodmanEngine` when Podman answers, else a
-    `DockerEngine`. Raises `EngineUnreachable` / `EngineError` as they do."""
+    `DockerEngine`. Raises `EngineUnreachable` / `EngineError` as they do.
+    `list_containers`: the caller lists the engine next; Podman may start on it."""
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
     if seconds <= 0:
         raise ValueError(f"the engine request timeout must be positive, not {timeout}")
@@ -40,7 +43,7 @@ def open_engine(
         except EngineUnreachable as exc:
             raise unreachable(exc) from exc
         if status == 200 and body.strip() == b"OK":
-            return PodmanEngine.opened(host, transport, seconds)
+            return PodmanEngine.opened(host, transport, seconds, list_containers=list_containers)
         probe = DockerEngine(host, timeout=seconds, transport=transport)
         return PodmanEngine.over(probe) if is_podman(probe.version_answer) else probe
     except BaseException:
