@@ -7,6 +7,7 @@ The live engine is tested in tests/integration/test_podman_state.py."""
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,12 @@ def test_no_file_is_no_answer(database: Path) -> None:
     assert container_volumes(ROOT) is None
 
 
+def test_a_fifo_in_its_place_is_no_answer_and_no_hang(database: Path) -> None:
+    database.unlink()
+    os.mkfifo(database)
+    assert container_volumes(ROOT) is None and container_state(ROOT, RUNNING) is None
+
+
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -135,8 +142,15 @@ def _commit(path: Path, txid: int) -> None:
         f.write(data)
 
 
-def test_a_read_overtaken_by_two_commits_is_read_again(
-    database: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("ahead", "reads_wanted"),
+    [
+        (2, 2),  # pages this read used may have been reused: read again
+        (1, 1),  # one commit writes only pages this read cannot reach
+    ],
+)
+def test_a_read_is_done_again_only_when_two_commits_overtook_it(
+    database: Path, monkeypatch: pytest.MonkeyPatch, ahead: int, reads_wanted: int
 ) -> None:
     reads: list[int] = []
     real = libpodstate._belongs_to
@@ -144,29 +158,14 @@ def test_a_read_overtaken_by_two_commits_is_read_again(
     def belongs_then_commit(db: BoltFile, graph_root: str) -> bool:
         reads.append(db.txid)
         if len(reads) == 1:
-            _commit(database, db.txid + 2)  # pages this read used may be reused now
+            _commit(database, db.txid + ahead)
         return real(db, graph_root)
 
     monkeypatch.setattr(libpodstate, "_belongs_to", belongs_then_commit)
     assert container_volumes(ROOT) is not None
-    assert reads == [reads[0], reads[0] + 2]
-
-
-def test_one_commit_during_a_read_is_harmless(
-    database: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads: list[int] = []
-    real = libpodstate._belongs_to
-
-    def belongs_then_commit(db: BoltFile, graph_root: str) -> bool:
-        reads.append(db.txid)
-        if len(reads) == 1:
-            _commit(database, db.txid + 1)  # writes only pages this read cannot reach
-        return real(db, graph_root)
-
-    monkeypatch.setattr(libpodstate, "_belongs_to", belongs_then_commit)
     assert container_state(ROOT, RUNNING) is not None
-    assert len(reads) == 1
+    assert reads[:reads_wanted] == [reads[0], reads[0] + ahead][:reads_wanted]
+    assert len(reads) == reads_wanted + 1  # and the state read after it, once
 
 
 def test_a_database_that_keeps_changing_is_given_up(

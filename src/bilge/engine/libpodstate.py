@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -173,11 +174,13 @@ def _belongs_to(db: BoltFile, graph_root: str) -> bool:
 @contextlib.contextmanager
 def _mapped(path: Path) -> Iterator[memoryview]:
     """The file mapped read-only (shared: Podman's later commits show through)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    # Non-blocking: a FIFO in its place must not hang bilge; only a file is read.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        size = os.fstat(fd).st_size
-        if size == 0 or size > MAX_DB_BYTES:
-            raise BoltError(f"{path}: {size} bytes")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0 or st.st_size > MAX_DB_BYTES:
+            raise BoltError(f"{path}: not a database file of a readable size")
+        size = st.st_size
         mapped = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
     finally:
         os.close(fd)  # the map keeps its own reference to the file
