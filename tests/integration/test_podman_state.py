@@ -18,6 +18,8 @@ from bilge.timeparse import parse_time
 from tests.integration.helpers import BASE_IMAGE, Sandbox, reset_engine
 
 NONE = ("--network", "none")
+#: Containers that stay, and containers made and removed while their database is read.
+STABLE, CHURNED = 12, 20
 
 
 @pytest.fixture
@@ -71,7 +73,7 @@ def test_reads_during_commits_are_whole_or_none(podman: Sandbox) -> None:
     overtaken by two commits is read again, so what is read is always true."""
     sb = podman
     sb.docker("volume", "create", "st-keep")
-    for n in range(3):
+    for n in range(STABLE):
         sb.docker(
             "create", "--name", f"st-stable-{n}", *NONE, "-v", "st-keep:/k", BASE_IMAGE, "true"
         )
@@ -83,7 +85,7 @@ def test_reads_during_commits_are_whole_or_none(podman: Sandbox) -> None:
     churned: list[int] = []
 
     def churn() -> None:
-        while not stop.is_set() and len(churned) < 12:
+        while not stop.is_set() and len(churned) < CHURNED:
             n = len(churned)
             sb.docker("create", "--name", f"st-churn-{n}", *NONE, "-v", "/c", BASE_IMAGE, "true")
             sb.docker("rm", "-v", f"st-churn-{n}")
@@ -107,4 +109,4 @@ def test_reads_during_commits_are_whole_or_none(podman: Sandbox) -> None:
     finally:
         stop.set()
         writer.join()
-    assert len(churned) == 12 and answered > 0.9 * reads
+    assert len(churned) == CHURNED and answered > 0.9 * reads

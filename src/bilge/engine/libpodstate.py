@@ -13,9 +13,12 @@ in microseconds; otherwise the caller asks the engine.
 
 Consistency, without ever making Podman wait: bbolt never writes over a page
 that the latest committed transaction can reach, and a page freed by
-transaction T+1 is reused at the earliest by T+2. So a read that starts from
-meta page T is sound if, once it is done, the newest transaction is at most
-T+1; otherwise it is read again. A flock would make it simpler, but Podman opens
+transaction T+1 is reused at the earliest by T+2, which writes its pages before
+its meta page: it may be under way, unseen, as soon as T+1 is committed. So a
+read that starts from meta page T is sound if, once it is done, T is still the
+newest transaction; otherwise it is read again. (At most T+1 is not enough: a
+test that reads while Podman creates and removes containers once found a
+container missing that way.) A flock would make it simpler, but Podman opens
 the file for each operation and, finding it locked, sleeps 50 ms before trying
 again: 400 removals took 9 s instead of 4 that way. The database must also say
 it belongs to the storage the engine reported (its runtime config records the
@@ -39,9 +42,9 @@ from bilge.safejson import loads_json
 T = TypeVar("T")
 
 DB_NAME = "bolt_state.db"
-#: Reads overtaken by two commits in a row: more means Podman is busy writing, and
-#: the engine's own answer is as quick then.
-ATTEMPTS = 5
+#: Reads overtaken by a commit: more in a row means Podman is busy writing, and the
+#: engine's own answer is as quick then.
+ATTEMPTS = 8
 #: A database larger than this is not read (a million containers would not need it).
 MAX_DB_BYTES = 1 << 30
 
@@ -156,7 +159,7 @@ def _consistent(graph_root: str, read: Callable[[BoltFile], T | None]) -> T | No
                     got: T | None = read(db)
                 except (BoltError, ValueError):
                     got = None  # garbage from a page reused under the read, or the file's
-                if BoltFile(data).txid <= db.txid + 1:
+                if BoltFile(data).txid == db.txid:
                     return got
     except (OSError, BoltError, ValueError):
         pass
