@@ -66,6 +66,7 @@ class Container:
     log_max_size: str = ""
     log_file_bytes: int = 0  # the log file alone, when the data-root is readable
     inodes: int = 0  # its folder and layers, when the data-root is readable
+    infra_of: str = ""  # Podman: the pod whose infra container this is (it goes with it)
 
     @property
     def volume_names(self) -> tuple[str, ...]:

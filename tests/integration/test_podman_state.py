@@ -1,9 +1,11 @@
 """What bilge reads from Podman's own database (engine/libpodstate.py) against what
 the live engine answers: every container's volumes and state, on a private Podman
-service, including while Podman commits to that database all the time."""
+service, including while Podman commits to that database all the time; and a pod,
+whose infra container Podman will not remove alone."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,9 @@ from bilge.engine.docker import DockerEngine
 from bilge.engine.libpodstate import container_state, container_volumes
 from bilge.engine.podman import PodmanEngine
 from bilge.timeparse import parse_time
+from tests.integration.bilge_cli import exists, make_bilge
 from tests.integration.helpers import BASE_IMAGE, Sandbox, reset_engine
+from tests.integration.helpers import container_state as container_state_of
 
 NONE = ("--network", "none")
 #: Containers that stay, and containers made and removed while their database is read.
@@ -110,3 +114,35 @@ def test_reads_during_commits_are_whole_or_none(podman: Sandbox) -> None:
         stop.set()
         writer.join()
     assert len(churned) == CHURNED and answered > 0.9 * reads
+
+
+def test_a_pods_infra_container_stays_and_its_pod_is_left_whole(
+    podman: Sandbox, tmp_path: Path
+) -> None:
+    """Podman refuses to remove a pod's infra container alone; bilge keeps it, says
+    why, and removes the pod's exited containers around it without a failure."""
+    sb = podman
+    pm = ["podman", "--remote", "--url", sb.host]
+    subprocess.run(
+        [*pm, "pod", "create", "--name", "st-pod", *NONE], check=True, capture_output=True
+    )
+    try:
+        app = [*pm, "run", "--pod", "st-pod", "--name", "st-pod-app", BASE_IMAGE, "true"]
+        subprocess.run(app, check=True, capture_output=True)
+        infra = subprocess.run(
+            [*pm, "pod", "inspect", "st-pod", "--format", "{{.InfraContainerID}}"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        sb.docker("stop", "-t", "0", infra)
+        assert container_state_of(sb, infra) == "exited"
+        bilge = make_bilge(sb, tmp_path)
+        plan = bilge("plan", "--json").json()
+        removed = {a["name"] for a in plan["actions"] if a["kind"] == "container"}
+        kept = {k["name"]: k["reason"] for k in plan["kept"] if k["kind"] == "container"}
+        assert removed == {"st-pod-app"}
+        assert any("infra container of pod st-pod" in why for why in kept.values())
+        applied = bilge("apply", "--yes")
+        assert applied.code == 0, applied.out + applied.err
+        assert not exists(sb, "container", "st-pod-app") and exists(sb, "container", infra)
+    finally:
+        subprocess.run([*pm, "pod", "rm", "-f", "st-pod"], check=False, capture_output=True)

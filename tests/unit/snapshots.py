@@ -76,6 +76,7 @@ def container(
     networks: Sequence[str] = (),
     size_rw: int = 0,
     log_bytes: int = 0,
+    infra_of: str = "",
 ) -> Container:
     """A container; `volumes` are names of the volumes it mounts."""
     mounts = tuple(
@@ -95,6 +96,7 @@ def container(
         networks=tuple(networks),
         size_rw=size_rw,
         log_bytes=log_bytes,
+        infra_of=infra_of,
     )
 
 
@@ -324,6 +326,7 @@ def _containers(
             networks=draw(_subsets([n.id for n in networks], sparse=True)),
             size_rw=draw(sizes),
             log_bytes=draw(sizes),
+            infra_of=draw(st.sampled_from(["", "", "", "pod-1"])),
         )
         for n in range(draw(st.integers(min_value=0, max_value=8)))
     ]

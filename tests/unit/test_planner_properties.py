@@ -35,6 +35,12 @@ def no_active_container_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> N
     assert not active & removed(p, Kind.CONTAINER)
 
 
+def no_pods_infra_container_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
+    """Podman removes a pod's infra container only with its pod, which bilge leaves."""
+    infra = {c.id for c in snap.containers if c.infra_of}
+    assert not infra & removed(p, Kind.CONTAINER)
+
+
 def no_keep_labelled_object_is_removed(snap: Snapshot, policy: Policy, p: Plan) -> None:
     label = policy.keep_label
     labelled = {
@@ -236,6 +242,7 @@ def no_partly_read_volume_is_removed(snap: Snapshot, policy: Policy, p: Plan) ->
 PROPERTIES: list[Property] = [
     no_partly_read_volume_is_removed,
     no_active_container_is_removed,
+    no_pods_infra_container_is_removed,
     no_keep_labelled_object_is_removed,
     no_builtin_network_is_removed,
     no_network_in_use_is_removed,

@@ -298,3 +298,24 @@ def test_nonsense_from_libpod_is_left_out_or_one_engine_error(nonsense: object) 
         except EngineError:
             continue
         assert isinstance(got, list | dict)
+
+
+def test_libpods_listing_says_what_the_compatible_one_does_not() -> None:
+    """The finishing time, and which container is a pod's infra container (Podman
+    will not remove it alone), whichever listing the mounts come from."""
+    listed = [
+        {"Id": "c1", "ExitedAt": 1796308724, "IsInfra": False},
+        {"Id": "i1", "ExitedAt": 0, "IsInfra": True, "Pod": "p" * 64, "PodName": "web"},
+    ]
+    answers: dict[tuple[str, str], tuple[int, Any]] = {
+        ("GET", "/v4.0.0/libpod/containers/json"): (200, listed),
+        ("GET", "/v1.41/containers/json"): (200, [{"Id": "c1"}, {"Id": "i1"}]),
+    }
+    engine, _ = podman(answers)  # no /info here: the compatible listing is used
+    got = {c["Id"]: c for c in engine.containers(size=False)}
+    assert got["c1"]["FinishedAt"] == 1796308724 and "InfraOfPod" not in got["c1"]
+    assert got["i1"]["InfraOfPod"] == "web" and "FinishedAt" not in got["i1"]
+    from bilge.engine.libpodstate import compatible_container
+
+    shaped = compatible_container(listed[1], (), "")
+    assert shaped["InfraOfPod"] == "web" and shaped["Mounts"] == []

@@ -182,6 +182,7 @@ def _container(raw: JSONObject, now: datetime, root: Storage | None) -> Containe
         log_max_size=log_max_size,
         log_file_bytes=log_file_bytes,
         inodes=inodes,
+        infra_of=str(raw.get("InfraOfPod") or ""),
     )
 
 

@@ -20,7 +20,8 @@ COMPATIBLE_API = "1.41"
 #: libpod's listing of every container, in any state.
 LIST_CONTAINERS, ALL_STATES = "/containers/json", {"all": "true"}
 #: What Podman's 500 says when an object cannot go without force (Docker answers 409):
-#: an image in use or with several tags, a running container, a volume in use.
+#: an image in use or with several tags, a running container, a volume in use, a
+#: pod's infra container.
 _CONFLICTS = (
     "more than one tag",
     "in use",
@@ -29,6 +30,7 @@ _CONFLICTS = (
     "state improper",
     "without force",
     "being used",
+    "without removing the pod",
 )
 
 

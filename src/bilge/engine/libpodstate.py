@@ -139,10 +139,21 @@ def compatible_container(
         }
         for name, dest in mounts
     ]
+    out.update(libpod_extras(item))
+    return out
+
+
+def libpod_extras(item: JSONObject) -> JSONObject:
+    """What libpod's listing says of a container that the compatible one does not:
+    its finishing time (the compatible one has only "Exited (0) 5 minutes ago"), and
+    the pod it is the infra container of (Podman refuses to remove that one alone)."""
+    extras: JSONObject = {}
     exited = item.get("ExitedAt")
     if isinstance(exited, int) and exited > 0:
-        out["FinishedAt"] = exited
-    return out
+        extras["FinishedAt"] = exited
+    if item.get("IsInfra") is True:
+        extras["InfraOfPod"] = str(item.get("PodName") or item.get("Pod") or "?")
+    return extras
 
 
 def _consistent(graph_root: str, read: Callable[[BoltFile], T | None]) -> T | None:

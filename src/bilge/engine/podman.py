@@ -35,6 +35,7 @@ from bilge.engine.libpodstate import (
     compatible_container,
     container_state,
     container_volumes,
+    libpod_extras,
     with_prefix,
 )
 from bilge.engine.transport import Transport, quoted
@@ -168,11 +169,10 @@ class PodmanEngine(DockerEngine):
             if fast is not None:
                 return fast
         compatible = super().containers(size=size)
-        exited = {str(c.get("Id")): c.get("ExitedAt") for c in listed}
+        extras = {str(c.get("Id")): libpod_extras(c) for c in listed}
         for item in compatible:
-            at = exited.get(str(item.get("Id"))) if isinstance(item, dict) else None
-            if isinstance(at, int) and at > 0:
-                item["FinishedAt"] = at
+            if isinstance(item, dict):
+                item.update(extras.get(str(item.get("Id")), {}))
         return compatible
 
     def _opened_containers(self) -> Any:

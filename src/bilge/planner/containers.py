@@ -61,6 +61,8 @@ def _decide(c: Container, volumes: Mapping[str, Volume], policy: Policy, now: da
 def _rule(c: Container, policy: Policy, now: datetime) -> Decision:
     if c.active:
         return keep(f"in use ({c.state})")
+    if c.infra_of:  # Podman refuses it: the pod is removed whole, or not at all
+        return keep(f"the infra container of pod {c.infra_of}, which bilge does not remove")
     why = protected(
         c.labels,
         (c.name,),
