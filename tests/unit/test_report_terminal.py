@@ -448,3 +448,13 @@ def test_short_output_and_rules_keep_80_columns_off_a_terminal(
     con.print("short")
     first, second = capsys.readouterr().out.splitlines()
     assert len(first) == 80 and second == "short"
+
+
+def test_outcome_when_other_writers_outpaced_the_removals() -> None:
+    """statvfs after minus before can be negative on a busy host: never "Freed -8 kB"."""
+    outcome = Outcome(
+        PLAN, (ActionOutcome(ACTIONS[1], Result.REMOVED),), T0, T0, freed_bytes_measured=-8_200
+    )
+    text = outcome_text(outcome)
+    assert "Freed -" not in text
+    assert "use grew by 8.2 kB meanwhile" in text

@@ -78,7 +78,8 @@ def summary_row(result: HostResult[HostReport]) -> SummaryRow:
     return SummaryRow(
         **{**row.__dict__, "removed": outcome.count(Result.REMOVED),
            "skipped": outcome.count(Result.SKIPPED), "failed": outcome.count(Result.FAILED),
-           "freed": outcome.removed_bytes_predicted if freed is None else freed},
+           # Negative when other writers outpaced the removals: nothing measurable.
+           "freed": outcome.removed_bytes_predicted if freed is None else max(freed, 0)},
     )  # fmt: skip
 
 

@@ -229,6 +229,14 @@ def _freed_line(outcome: Outcome) -> str:
     predicted = format_size(outcome.removed_bytes_predicted)
     if outcome.freed_bytes_measured is None:
         return f"Freed {predicted} predicted; measured: not available (data-root not local)"
+    if outcome.freed_bytes_measured < 0:
+        # Other writers filled more than the removals freed, meanwhile (a busy engine's
+        # logs and database): say so rather than "Freed -8.2 kB".
+        grown = format_size(-outcome.freed_bytes_measured)
+        return (
+            f"Freed {predicted} predicted; the data-root filesystem's use grew by {grown}"
+            " meanwhile (other writers outpaced the removals)"
+        )
     measured = format_size(outcome.freed_bytes_measured)
     return f"Freed {measured} (predicted {predicted}, measured on the data-root filesystem)"
 
