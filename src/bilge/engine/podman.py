@@ -40,7 +40,6 @@ from bilge.engine.libpodstate import (
 )
 from bilge.engine.transport import Transport, quoted
 from bilge.errors import EngineError, ObjectGone
-from bilge.safejson import loads_json
 
 
 class PodmanEngine(DockerEngine):
@@ -53,7 +52,7 @@ class PodmanEngine(DockerEngine):
     _opened_info: JSONObject | None = None
 
     #: libpod's container listing asked beside that /info, for the first `containers()`.
-    _opened_listing: Future[tuple[int, bytes]] | None = None
+    _opened_listing: Future[Any] | None = None
 
     @classmethod
     def opened(
@@ -64,31 +63,18 @@ class PodmanEngine(DockerEngine):
         compatible API is spoken at the version every Podman 4 and 5 serves. With
         `list_containers`, for a caller about to list everything, libpod's container
         listing is asked beside /info: Podman takes a third of a second for each."""
-        listing = None
-        if list_containers:
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                listing = pool.submit(
-                    transport.request, "GET", LIBPOD + LIST_CONTAINERS, ALL_STATES
-                )
-                status, body = transport.request("GET", LIBPOD + "/info")
-                listing.exception()  # waited for; an error is the first listing's to repeat
-        else:
-            status, body = transport.request("GET", LIBPOD + "/info")
-        check_status(status, body, "info")
-        try:
-            info = loads_json(body)
-        except ValueError as exc:
-            raise EngineError(f"info: unreadable answer from the engine ({exc})") from exc
-        if not isinstance(info, dict):
-            raise EngineError("info: unexpected answer from the engine")
-        release = str(section(info, "version").get("Version") or "")
-        version = {
-            "Version": release,
-            "ApiVersion": COMPATIBLE_API,
-            "Components": [{"Name": "Podman Engine", "Version": release}],
-        }
+        version = {"ApiVersion": COMPATIBLE_API}
         engine = cls(host, timeout=timeout, transport=transport, version=version)
-        engine._opened_info, engine._opened_listing = info, listing
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            if list_containers:
+                engine._opened_listing = pool.submit(
+                    engine._libpod, "GET", LIST_CONTAINERS, "list containers", ALL_STATES
+                )
+            info = engine.libpod_info()
+        release = str(section(info, "version").get("Version") or "")
+        component = {"Name": "Podman Engine", "Version": release}
+        engine.version_answer = {**version, "Version": release, "Components": [component]}
+        engine._opened_info = info
         return engine
 
     @classmethod
@@ -181,12 +167,7 @@ class PodmanEngine(DockerEngine):
         listing, self._opened_listing = self._opened_listing, None
         if listing is None or listing.exception() is not None:
             return None
-        status, body = listing.result()
-        try:
-            check_status(status, body, "list containers")
-            return loads_json(body)
-        except (EngineError, ValueError):
-            return None
+        return listing.result()
 
     def _with_state_mounts(self, listed: list[JSONObject]) -> list[JSONObject] | None:
         """libpod's listing in the compatible shape, its volume mounts from the
