@@ -315,7 +315,7 @@ def test_libpods_listing_says_what_the_compatible_one_does_not() -> None:
     got = {c["Id"]: c for c in engine.containers(size=False)}
     assert got["c1"]["FinishedAt"] == 1796308724 and "InfraOfPod" not in got["c1"]
     assert got["i1"]["InfraOfPod"] == "web" and "FinishedAt" not in got["i1"]
-    from bilge.engine.libpodstate import compatible_container
+    from bilge.engine.libpod import compatible_container
 
     shaped = compatible_container(listed[1], (), "")
     assert shaped["InfraOfPod"] == "web" and shaped["Mounts"] == []

@@ -111,51 +111,6 @@ def container_state(graph_root: str, container_id: str) -> JSONObject | None:
     return _consistent(graph_root, read)
 
 
-def with_prefix(ident: str) -> str:
-    """Podman names images by bare hex ids; bilge's model (like Docker) by "sha256:..."."""
-    is_hex = len(ident) == 64 and all(c in "0123456789abcdef" for c in ident)
-    return f"sha256:{ident}" if is_hex else ident
-
-
-def compatible_container(
-    item: JSONObject, mounts: tuple[tuple[str, str], ...], volume_path: str
-) -> JSONObject:
-    """One container of libpod's listing in the compatible listing's names, with
-    its volume mounts (bind mounts are left out: nothing in bilge reads them)."""
-    out: JSONObject = {
-        key: item.get(key) for key in ("Id", "Names", "Image", "Created", "State", "Labels")
-    }
-    out["ImageID"] = with_prefix(str(item.get("ImageID") or ""))
-    out["Status"] = ""
-    networks = item.get("Networks")
-    names = [n for n in networks if isinstance(n, str)] if isinstance(networks, list) else []
-    out["NetworkSettings"] = {"Networks": {n: {} for n in names}}
-    out["Mounts"] = [
-        {
-            "Type": "volume",
-            "Name": name,
-            "Source": f"{volume_path}/{name}/_data" if volume_path else "",
-            "Destination": dest,
-        }
-        for name, dest in mounts
-    ]
-    out.update(libpod_extras(item))
-    return out
-
-
-def libpod_extras(item: JSONObject) -> JSONObject:
-    """What libpod's listing says of a container that the compatible one does not:
-    its finishing time (the compatible one has only "Exited (0) 5 minutes ago"), and
-    the pod it is the infra container of (Podman refuses to remove that one alone)."""
-    extras: JSONObject = {}
-    exited = item.get("ExitedAt")
-    if isinstance(exited, int) and exited > 0:
-        extras["FinishedAt"] = exited
-    if item.get("IsInfra") is True:
-        extras["InfraOfPod"] = str(item.get("PodName") or item.get("Pod") or "?")
-    return extras
-
-
 def _consistent(graph_root: str, read: Callable[[BoltFile], T | None]) -> T | None:
     """`read` on the database of the Podman whose storage is `graph_root`, done
     again while a commit may have reused what it read (module docstring); None

@@ -26,18 +26,15 @@ from bilge.engine.libpod import (
     LIBPOD,
     LIST_CONTAINERS,
     bare_id,
+    compatible_container,
     conflicts,
+    libpod_extras,
     location_in,
     objects,
     section,
-)
-from bilge.engine.libpodstate import (
-    compatible_container,
-    container_state,
-    container_volumes,
-    libpod_extras,
     with_prefix,
 )
+from bilge.engine.libpodstate import container_state, container_volumes
 from bilge.engine.transport import Transport, quoted
 from bilge.errors import EngineError, ObjectGone
 
