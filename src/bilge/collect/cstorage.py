@@ -14,7 +14,6 @@ to the engine's figures, and a volume not read whole "may hold data" as on Docke
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from bilge.collect.datafiles import scan_dir
 from bilge.collect.dataroot import (
     ContainerFiles,
+    ReadAhead,
     VolumeScan,
     du,
     link_usage,
@@ -40,18 +40,17 @@ from bilge.safejson import loads_json
 LAYER_FOLDERS = {"overlay": "overlay", "vfs": "vfs/dir"}
 
 
-class ContainersStorage:
+class ContainersStorage(ReadAhead):
     """The graphRoot of a local Podman, using the overlay driver."""
 
     def __init__(self, path: str, driver: str, volume_path: str = "") -> None:
+        super().__init__()
         self.path = Path(path)
         self.driver = driver
         self.volume_path = Path(volume_path) if volume_path else self.path / "volumes"
         self._layers: dict[str, Any] | None = None
         self._images: dict[str, Any] | None = None
         self._containers: dict[str, Any] | None = None
-        self._known_containers: Mapping[str, ContainerFiles] = {}
-        self._known_volumes: Mapping[str, VolumeScan | None] = {}
 
     @staticmethod
     def readable(path: str) -> bool:
@@ -65,12 +64,6 @@ class ContainersStorage:
     @property
     def layer_folder(self) -> Path:
         return self.path / LAYER_FOLDERS.get(self.driver, self.driver)
-
-    def adopt(
-        self, containers: Mapping[str, ContainerFiles], volumes: Mapping[str, VolumeScan | None]
-    ) -> None:
-        """Answers already read (by prefetch.py's children) for these containers and volumes."""
-        self._known_containers, self._known_volumes = containers, volumes
 
     def container_ids(self) -> list[str]:
         """Every container the storage's records name."""

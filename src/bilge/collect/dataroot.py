@@ -42,21 +42,29 @@ class ContainerFiles:
 VolumeScan = tuple[DirScan, int]
 
 
-class DataRoot:
-    """The data-root of a local engine using `driver` (e.g. overlay2)."""
+class ReadAhead:
+    """Answers prefetch.py's children read already, per container id and volume
+    name, which a storage reader gives before reading anything itself."""
 
-    def __init__(self, path: str, driver: str) -> None:
-        self.path = Path(path)
-        self.driver = driver
-        self._layerdb = self.path / "image" / driver / "layerdb"
+    def __init__(self) -> None:
         self._known_containers: Mapping[str, ContainerFiles] = {}
         self._known_volumes: Mapping[str, VolumeScan | None] = {}
 
     def adopt(
         self, containers: Mapping[str, ContainerFiles], volumes: Mapping[str, VolumeScan | None]
     ) -> None:
-        """Answers already read (by prefetch.py's child) for these containers and volumes."""
+        """Answers already read (by prefetch.py's children) for these containers and volumes."""
         self._known_containers, self._known_volumes = containers, volumes
+
+
+class DataRoot(ReadAhead):
+    """The data-root of a local engine using `driver` (e.g. overlay2)."""
+
+    def __init__(self, path: str, driver: str) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.driver = driver
+        self._layerdb = self.path / "image" / driver / "layerdb"
 
     @staticmethod
     def readable(path: str) -> bool:

@@ -221,15 +221,15 @@ def read_data_root(
     a second to answer)."""
     http = UnixHTTP(host, timeout=INFO_TIMEOUT_SECONDS)
     try:
-        if http.request("GET", LIBPOD + "/_ping")[0] == 200:
-            http.close()
-            return _read_podman_storage(told_fd, index, count, skip_named)
-        status, body = http.request("GET", "/info")
+        podman = http.request("GET", LIBPOD + "/_ping")[0] == 200
+        status, body = (0, b"") if podman else http.request("GET", "/info")
         info = loads_json(body) if status == 200 else {}
     except (BilgeError, ValueError):
         return None
     finally:
         http.close()
+    if podman:
+        return _read_podman_storage(told_fd, index, count, skip_named)
     path, driver = str(info.get("DockerRootDir") or ""), str(info.get("Driver") or "")
     if not path or not DataRoot.readable(path):
         return None

@@ -112,17 +112,17 @@ class Bucket:
     def __init__(self, db: BoltFile, root: int, inline: memoryview | None) -> None:
         self.db, self._root, self._inline = db, root, inline
 
+    def _top(self) -> memoryview:
+        return self._inline if self._inline is not None else self.db.page(self._root)
+
     def entries(self) -> Iterator[Entry]:
         """Every key of the bucket, in key order."""
-        page = self._inline if self._inline is not None else self.db.page(self._root)
-        yield from self._walk(page, 0)
+        yield from self._walk(self._top(), 0)
 
     def _walk(self, page: memoryview, depth: int) -> Iterator[Entry]:
         if depth > _MAX_DEPTH:
             raise BoltError("the tree is deeper than any real one (a loop?)")
-        if len(page) < _PAGE_HEADER.size:
-            raise BoltError("a page shorter than its header")
-        _, flags, count, _ = _PAGE_HEADER.unpack_from(page, 0)
+        flags, count = _header(page)
         if flags & _BRANCH:
             for i in range(count):
                 at = _PAGE_HEADER.size + i * _BRANCH_ELEMENT.size
@@ -141,11 +141,9 @@ class Bucket:
 
     def find(self, key: bytes) -> Entry | None:
         """The entry of `key`, found down the tree (keys are kept in byte order)."""
-        page = self._inline if self._inline is not None else self.db.page(self._root)
+        page = self._top()
         for _ in range(_MAX_DEPTH):
-            if len(page) < _PAGE_HEADER.size:
-                raise BoltError("a page shorter than its header")
-            _, flags, count, _ = _PAGE_HEADER.unpack_from(page, 0)
+            flags, count = _header(page)
             if not flags & _BRANCH:
                 return next((e for e in self._walk(page, 0) if e.key == key), None)
             child = None
@@ -177,6 +175,14 @@ class Bucket:
         for entry in self.entries():
             if entry.is_bucket:
                 yield entry.key, self.db.open_bucket(entry.value)
+
+
+def _header(page: memoryview) -> tuple[int, int]:
+    """A page's flags and element count."""
+    if len(page) < _PAGE_HEADER.size:
+        raise BoltError("a page shorter than its header")
+    _, flags, count, _ = _PAGE_HEADER.unpack_from(page, 0)
+    return flags, count
 
 
 def _within(page: memoryview, start: int, size: int) -> memoryview:
